@@ -1,0 +1,45 @@
+// Builds every process of the project into dist/: one esbuild context per entry point.
+//   node esbuild.mjs               one build
+//   node esbuild.mjs --watch       rebuild on change
+//   node esbuild.mjs --production  minified, no source maps (what `npm run package` ships)
+import * as esbuild from 'esbuild';
+import { existsSync } from 'node:fs';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+/** Node-side bundles: CommonJS, because the VS Code extension host loads `main` with require(). */
+const node = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: !production,
+  minify: production,
+  logLevel: 'warning',
+};
+
+const entries = [
+  { name: 'extension', entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
+  { name: 'language server', entryPoints: ['server/main.ts'], outfile: 'dist/server.js' },
+  // The training backend (issue 4) joins this list when backend/main.ts exists.
+  { name: 'backend', entryPoints: ['backend/main.ts'], outfile: 'dist/backend.js', optional: true },
+  { name: 'command-line tool', entryPoints: ['cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
+];
+
+const contexts = [];
+for (const { name, optional, ...options } of entries) {
+  if (optional && !existsSync(options.entryPoints[0])) continue;
+  contexts.push({ name, context: await esbuild.context({ ...node, ...options }) });
+}
+
+if (watch) {
+  await Promise.all(contexts.map(({ context }) => context.watch()));
+  console.log(`watching ${contexts.map((c) => c.name).join(', ')}`);
+} else {
+  try {
+    await Promise.all(contexts.map(({ context }) => context.rebuild()));
+  } finally {
+    await Promise.all(contexts.map(({ context }) => context.dispose()));
+  }
+}
