@@ -123,3 +123,18 @@ export namespace ConvertDatasetRequest {
   export const method = 'dataset/convert';
   export const type = new RequestType<ConvertDatasetParams, ConvertDatasetResult, void>(method);
 }
+
+/** Parameters of `dataset/visibleRanges`: 0-based, end-exclusive line ranges shown in editors. */
+export interface VisibleRangesParams {
+  uri: string;
+  ranges: { start: number; end: number }[];
+}
+
+/**
+ * `dataset/visibleRanges` (client → server): the lines the user sees, so that background token counting
+ * does those first. Optional: without it the server counts from the top.
+ */
+export namespace VisibleRangesNotification {
+  export const method = 'dataset/visibleRanges';
+  export const type = new NotificationType<VisibleRangesParams>(method);
+}
