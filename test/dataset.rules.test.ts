@@ -85,7 +85,7 @@ const cases: Case[] = [
   c('role-unknown: tool', '{"messages":[{"role":"user","content":"a"},{"role":"tool","content":"b"},{"role":"assistant","content":"c"}]}', (l) => [{ code: 'role-unknown', range: at(l, '"tool"') }]),
 
   // weight-invalid: the value.
-  c('weight-invalid: on a user message', '{"messages":[{"role":"user","content":"a","weight":1},{"role":"assistant","content":"b"}]}', (l) => [{ code: 'weight-invalid', range: at(l, '1}'), message: /user message/ }].map((f) => ({ ...f, range: [f.range[0], f.range[0] + 1] as [number, number] }))),
+  c('weight-invalid: on a user message', '{"messages":[{"role":"user","content":"a","weight":1},{"role":"assistant","content":"b"}]}', (l) => [{ code: 'weight-invalid', range: [at(l, '1}')[0], at(l, '1}')[0] + 1], message: /user message/ }]),
   c('weight-invalid: on a system message', '{"messages":[{"role":"system","content":"s","weight":0},{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}', (l) => [{ code: 'weight-invalid', range: [at(l, '0}')[0], at(l, '0}')[0] + 1], message: /system message/ }]),
   c('weight-invalid: 0.5', '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b","weight":0.5}]}', (l) => [{ code: 'weight-invalid', range: at(l, '0.5'), message: /0\.5.*expected 0/ }]),
   c('weight-invalid: a string', '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b","weight":"1"}]}', (l) => [{ code: 'weight-invalid', range: at(l, '"1"') }]),
