@@ -1,0 +1,21 @@
+import type * as vscode from 'vscode';
+import { registerCommands } from './commands';
+import { Ctx } from './ctx';
+
+let ctx: Ctx | undefined;
+
+/**
+ * Activation builds the context and registers the commands; it starts no process. The language server starts
+ * when the first dataset opens.
+ */
+export function activate(context: vscode.ExtensionContext): void {
+  ctx = new Ctx(context);
+  registerCommands(ctx);
+  ctx.client.startWhenDatasetOpens();
+}
+
+/** Stops the language server cleanly; VS Code waits for the returned promise, then disposes the rest. */
+export async function deactivate(): Promise<void> {
+  await ctx?.client.stop();
+  ctx = undefined;
+}

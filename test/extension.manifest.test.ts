@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+// The command table imports `vscode`, which plain Node cannot load: its ids are read from the source instead.
+const root = join(__dirname, '..');
+const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  main: string;
+  activationEvents: string[];
+  contributes: {
+    commands: { command: string; title: string; category: string }[];
+    menus: Record<string, { command: string; when?: string }[]>;
+  };
+};
+const contributed = manifest.contributes.commands.map((c) => c.command).sort();
+
+describe('extension manifest', () => {
+  it('contributes exactly the commands the extension registers', () => {
+    const source = readFileSync(join(root, 'src', 'commands.ts'), 'utf8');
+    const table = source.slice(source.indexOf('export const commandFactories'), source.indexOf('export function registerCommands'));
+    const registered = [...table.matchAll(/^ {2}'(finetune\.[A-Za-z]+)':/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(registered, contributed);
+  });
+
+  it('names commands finetune.verbNoun under the Finetune category', () => {
+    for (const command of manifest.contributes.commands) {
+      assert.match(command.command, /^finetune\.[a-z]+[A-Z][A-Za-z]*$/);
+      assert.equal(command.category, 'Finetune');
+    }
+  });
+
+  it('puts only contributed commands in menus', () => {
+    for (const [menu, items] of Object.entries(manifest.contributes.menus)) {
+      for (const item of items) assert.ok(contributed.includes(item.command), `${menu}: ${item.command}`);
+    }
+  });
+
+  it('activates on datasets, and loads the bundle esbuild writes', () => {
+    assert.ok(manifest.activationEvents.includes('onLanguage:jsonl'));
+    assert.equal(manifest.main, './dist/extension.js');
+  });
+
+  it('ships the statistics stylesheet', () => {
+    assert.ok(existsSync(join(root, 'media', 'statistics.css')));
+  });
+});
