@@ -138,3 +138,51 @@ export namespace VisibleRangesNotification {
   export const method = 'dataset/visibleRanges';
   export const type = new NotificationType<VisibleRangesParams>(method);
 }
+
+// Guards for what the client receives off the wire (STYLE.md: unknown until parsed). They check the shape
+// the client relies on, not every number's range.
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function hasNumbers(value: Record<string, unknown>, keys: readonly string[]): boolean {
+  return keys.every((key) => typeof value[key] === 'number');
+}
+
+const DISTRIBUTION_KEYS = ['count', 'min', 'max', 'mean', 'median', 'p5', 'p95'] as const;
+
+/** Whether a value is a `Distribution`. */
+export function isDistribution(value: unknown): value is Distribution {
+  return isRecord(value) && hasNumbers(value, DISTRIBUTION_KEYS);
+}
+
+/** Whether a `dataset/status` notification's parameters have the shape of `DatasetStatus`. */
+export function isDatasetStatus(value: unknown): value is DatasetStatus {
+  return (
+    isRecord(value) &&
+    typeof value.uri === 'string' &&
+    hasNumbers(value, ['examples', 'errors', 'warnings', 'tokens']) &&
+    typeof value.counting === 'boolean' &&
+    typeof value.live === 'boolean'
+  );
+}
+
+/** Whether a `dataset/statistics` result has the shape of `DatasetStatistics`. */
+export function isDatasetStatistics(value: unknown): value is DatasetStatistics {
+  return (
+    isRecord(value) &&
+    typeof value.uri === 'string' &&
+    typeof value.live === 'boolean' &&
+    hasNumbers(value, ['lines', 'examples', 'validExamples', 'blank', 'errors', 'warnings', 'tokenizedExamples', 'overLength', 'maxSequenceLength', 'epochTokens', 'epochTrainedTokens']) &&
+    isRecord(value.byCode) &&
+    isDistribution(value.messagesPerExample) &&
+    isDistribution(value.tokensPerExample) &&
+    isDistribution(value.trainedTokensPerExample)
+  );
+}
+
+/** Whether a `dataset/convert` result has the shape of `ConvertDatasetResult`. */
+export function isConvertDatasetResult(value: unknown): value is ConvertDatasetResult {
+  return isRecord(value) && hasNumbers(value, ['converted', 'unrecognised']);
+}

@@ -18,6 +18,9 @@ import {
   DatasetStatusNotification,
   StopCheckFromDiskNotification,
   VisibleRangesNotification,
+  isConvertDatasetResult,
+  isDatasetStatistics,
+  isDatasetStatus,
   type ConvertDatasetResult,
   type DatasetStatistics,
   type DatasetStatus,
@@ -169,19 +172,23 @@ export class DatasetClient implements vscode.Disposable {
   }
 
   /** `dataset/statistics` for one dataset; null when the server does not know it (yet). */
-  statistics(uri: vscode.Uri): Promise<DatasetStatistics | null> {
+  async statistics(uri: vscode.Uri): Promise<DatasetStatistics | null> {
     const params = { uri: uri.toString() };
-    return this.request('Dataset statistics', STATISTICS_TIMEOUT_MS, (client, token) =>
+    const result: unknown = await this.request('Dataset statistics', STATISTICS_TIMEOUT_MS, (client, token) =>
       client.sendRequest(DatasetStatisticsRequest.type, params, token),
     );
+    if (result === null || isDatasetStatistics(result)) return result;
+    throw protocolError('dataset/statistics', result);
   }
 
   /** `dataset/convert`: the server rewrites ShareGPT and Alpaca lines of an open document into messages form. */
-  convert(uri: vscode.Uri): Promise<ConvertDatasetResult> {
+  async convert(uri: vscode.Uri): Promise<ConvertDatasetResult> {
     const params = { uri: uri.toString() };
-    return this.request('Converting the dataset', CONVERT_TIMEOUT_MS, (client, token) =>
+    const result: unknown = await this.request('Converting the dataset', CONVERT_TIMEOUT_MS, (client, token) =>
       client.sendRequest(ConvertDatasetRequest.type, params, token),
     );
+    if (isConvertDatasetResult(result)) return result;
+    throw protocolError('dataset/convert', result);
   }
 
   /** `dataset/checkFromDisk`, if a server runs (a starting one hears it through `onDidStart`). */
@@ -266,7 +273,10 @@ export class DatasetClient implements vscode.Disposable {
     });
     defaults = client.createDefaultErrorHandler(MAX_RESTARTS);
     scope.push(
-      client.onNotification(DatasetStatusNotification.type, (status) => this.statusEmitter.fire(status)),
+      client.onNotification(DatasetStatusNotification.method, (status: unknown) => {
+        if (isDatasetStatus(status)) this.statusEmitter.fire(status);
+        else this.deps.log.warn(`Ignored a malformed dataset/status notification: ${JSON.stringify(status)?.slice(0, 200)}`);
+      }),
       client.onDidChangeState(({ oldState, newState }) => {
         if (newState === State.Running) {
           everRunning = true;
@@ -399,4 +409,9 @@ class DatasetLanguageClient extends LanguageClient {
     // Assigned after super(): the base constructor may log before there is anyone to tell.
     if (showNotification === 'force') this.fatal?.(data === undefined ? message : `${message} ${describeError(data)}`);
   }
+}
+
+/** The error for an answer that does not have the declared shape. */
+function protocolError(method: string, result: unknown): DatasetClientError {
+  return new DatasetClientError('protocol', `The language server's answer to ${method} does not have the expected shape: ${JSON.stringify(result)?.slice(0, 200)}`);
 }

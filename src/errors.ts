@@ -13,6 +13,8 @@ export type DatasetClientErrorReason =
   | 'timeout'
   /** The server answered with an error. */
   | 'request-failed'
+  /** The server's answer did not have the shape the protocol declares. */
+  | 'protocol'
   /** The file is too large for VS Code to sync to extensions, and the operation needs the open document. */
   | 'too-large'
   /** The command needs a dataset and none is open or chosen. */
