@@ -1,5 +1,5 @@
-import { finding, type FindingCode, type LineFinding } from '../common/dataset/codes';
-import { blankFinding, duplicateFinding, emptyCounts, fileEmptyFinding } from '../common/dataset/fileCheck';
+import { type FindingCode, type LineFinding } from '../common/dataset/codes';
+import { blankFinding, duplicateFinding, emptyCounts, fileEmptyFinding, tooLongFinding } from '../common/dataset/fileCheck';
 import { lineHash, textHash } from '../common/dataset/hash';
 import { LineChecker } from '../common/dataset/lineCheck';
 import { DuplicateIndex } from './duplicates';
@@ -54,17 +54,6 @@ export interface DocumentCounts {
 
 /** Receives findings in document order; returns false to stop. */
 export type FindingVisitor = (line: number, finding: LineFinding) => boolean;
-
-/** The `too-long` finding of a line of `length` UTF-16 units whose conversation has `tokens` tokens. */
-export function tooLongFinding(tokens: number, max: number, length: number): LineFinding {
-  return finding(
-    'too-long',
-    `The conversation is ${tokens} tokens long, over the maximum sequence length of ${max}; training truncates it to ${max} tokens.`,
-    0,
-    length,
-    tokens,
-  );
-}
 
 /** Edited lines longer than this (UTF-16 units) are encoded once rather than through the checkers' scratch buffers. */
 const HUGE_LINE = 1 << 16;

@@ -55,6 +55,17 @@ export function blankFinding(length: number): Omit<Finding, 'line'> {
   return finding('line-blank', 'Blank line; expected one JSON object per line (remove it).', 0, length);
 }
 
+/** The `too-long` finding of a line of `length` UTF-16 units whose conversation has `tokens` tokens. */
+export function tooLongFinding(tokens: number, max: number, length: number): Omit<Finding, 'line'> {
+  return finding(
+    'too-long',
+    `The conversation is ${tokens} tokens long, over the maximum sequence length of ${max}; training truncates it to ${max} tokens.`,
+    0,
+    length,
+    tokens,
+  );
+}
+
 /** The `file-empty` finding of a file with no lines but blank ones. */
 export function fileEmptyFinding(): Finding {
   return { ...finding('file-empty', 'The file is empty; expected one JSON object with a "messages" array per line.', 0, 0), line: 0 };

@@ -1,4 +1,5 @@
 import { finding, type FindingCode, type LineFinding } from './codes';
+import { specialBytes } from './kernel';
 
 /**
  * The checks of one dataset line (the rules of common/dataset, issue 2): a hand-written JSON scanner that
@@ -54,6 +55,7 @@ const KEY_WEIGHT = 4;
 const KEY_NAME = 5;
 
 const EMPTY: readonly LineFinding[] = Object.freeze([]);
+const NOTHING_LACKING = Object.freeze([]) as unknown as string[];
 const BLANK: LineCheck = Object.freeze({ kind: 'blank', findings: EMPTY, errors: 0, messages: 0 });
 
 /** Thrown inside the scanner on the first JSON syntax error; caught in `check`. */
@@ -92,6 +94,14 @@ function describeByte(buf: Uint8Array, pos: number, end: number): string {
  */
 export class LineChecker {
   private buf: Uint8Array = new Uint8Array(0);
+  /** A view of `buf` for reading four bytes at once; rebuilt only when `buf` changes (once per chunk). */
+  private view: DataView = new DataView(new ArrayBuffer(0));
+  private viewOf: Uint8Array | undefined;
+  /** The line's quotes, backslashes and control bytes (offsets from `lineStart`), when the kernel listed them. */
+  private specials: Int32Array | undefined;
+  private specialCount = 0;
+  /** The first of `specials` that the scan has not passed yet. */
+  private special = 0;
   private pos = 0;
   private end = 0;
   private stack: Uint8Array = new Uint8Array(64);
@@ -126,6 +136,10 @@ export class LineChecker {
    */
   check(buf: Uint8Array, start: number, end: number, firstLine = false): LineCheck {
     this.buf = buf;
+    if (buf !== this.viewOf) {
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      this.viewOf = buf;
+    }
     this.end = end;
     this.lineStart = start;
     let pos = start;
@@ -136,6 +150,10 @@ export class LineChecker {
     this.pending.length = 0;
     this.count = 0;
     this.invalid = false;
+    const listed = specialBytes(buf, start, end);
+    this.specials = listed?.positions;
+    this.specialCount = listed ? listed.count : 0;
+    this.special = 0;
     let kind: LineKind;
     try {
       kind = this.scanLine();
@@ -457,8 +475,9 @@ export class LineChecker {
     this.roleStart[index] = roleStart;
     this.roleEnd[index] = roleEnd;
 
-    // message-invalid: one finding per entry, naming everything it lacks.
-    const lacks: string[] = [];
+    // message-invalid: one finding per entry, naming everything it lacks. (The list is allocated only for such
+    // an entry: this runs for every message of a file.)
+    const lacks: string[] = role === Role.Missing || !contentString ? [] : NOTHING_LACKING;
     if (!roleSeen) lacks.push('has no "role"');
     else if (role === Role.Missing) lacks.push(`has a "role" that is ${this.describeValue(roleStart)}`);
     if (!contentSeen) lacks.push('has no "content"');
@@ -611,6 +630,11 @@ export class LineChecker {
       const c = buf[p];
       if (c === 0x20) continue;
       if (c < 0x80 && c !== BACKSLASH) return false;
+      // Most contents start with a CJK or other non-ASCII character: decide on its bytes rather than decode the
+      // whole string (decoding every content was most of the check's time on Chinese datasets).
+      if (c >= 0x80 && !mayBeSpace(buf, p, end)) return false;
+      // An escape that cannot be white space (\" \\ \/ \b) also decides it.
+      if (c === BACKSLASH && p + 1 < end && (buf[p + 1] === QUOTE || buf[p + 1] === BACKSLASH || buf[p + 1] === 0x2f || buf[p + 1] === 0x62)) return false;
       special = true;
       break;
     }
@@ -654,11 +678,28 @@ export class LineChecker {
    * holds escapes. Raw control characters are errors, as in JSON.
    */
   private scanString(): boolean {
+    if (this.specials !== undefined) {
+      const escaped = this.scanListedString();
+      if (escaped >= 0) return escaped === 1;
+    }
     const buf = this.buf;
+    const view = this.view;
     const end = this.end;
     let p = this.pos + 1;
     let escaped = false;
     for (;;) {
+      // Four bytes at a time while none is a quote, a backslash or a control character: string content is most
+      // of a line's bytes, and this loop is about twice as fast as the byte loop below on such runs.
+      while (p + 4 <= end) {
+        const v = view.getInt32(p, true);
+        // Flipping bit 1 maps a quote (0x22) to 0x20 and keeps bytes below 0x20 below it, so one test finds
+        // both: the first term is non-zero exactly when some byte of v is a quote or below 0x20, the second
+        // when some byte is a backslash.
+        const q = v ^ 0x02020202;
+        const b = v ^ 0x5c5c5c5c;
+        if ((((q - 0x21212121) & ~q) | ((b - 0x01010101) & ~b)) & 0x80808080) break;
+        p += 4;
+      }
       if (p >= end) {
         this.pos = p;
         this.fail('the line ends inside a string; expected a closing \'"\'');
@@ -688,6 +729,48 @@ export class LineChecker {
     }
     this.pos = p + 1;
     return escaped;
+  }
+
+  /**
+   * `scanString` for a valid string, jumping from one listed special byte to the next. Returns 1 or 0 (whether
+   * it holds escapes), or -1 to leave the string to the byte loop, which then reports what is wrong with it
+   * (a control character, a bad escape, no closing quote) exactly as without the list.
+   */
+  private scanListedString(): number {
+    const specials = this.specials!;
+    const count = this.specialCount;
+    const buf = this.buf;
+    const end = this.end;
+    const base = this.lineStart;
+    let k = this.special;
+    let p = this.pos + 1;
+    let escaped = 0;
+    for (;;) {
+      while (k < count && specials[k] + base < p) k++;
+      if (k >= count) return -1;
+      const at = specials[k] + base;
+      const c = buf[at];
+      if (c === QUOTE) {
+        this.pos = at + 1;
+        this.special = k + 1;
+        return escaped;
+      }
+      if (c !== BACKSLASH || at + 1 >= end) return -1;
+      const e = buf[at + 1];
+      if (e === 0x75) {
+        if (at + 5 >= end) return -1;
+        for (let h = at + 2; h < at + 6; h++) {
+          const d = buf[h];
+          if (!((d >= 0x30 && d <= 0x39) || (d >= 0x41 && d <= 0x46) || (d >= 0x61 && d <= 0x66))) return -1;
+        }
+        p = at + 6;
+      } else if (e === QUOTE || e === BACKSLASH || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
+        p = at + 2;
+      } else {
+        return -1;
+      }
+      escaped = 1;
+    }
   }
 
   private scanNumber(): void {
@@ -823,6 +906,31 @@ const ASSISTANT = bytes('assistant');
 const WEIGHT = bytes('weight');
 const CONTENT = bytes('content');
 const MESSAGES = bytes('messages');
+
+/**
+ * Whether the UTF-8 character at `p` (a byte of 0x80 or more) may be white space for `String.prototype.trim`:
+ * U+00A0, U+1680, U+2000–U+200A, U+2028, U+2029, U+202F, U+205F, U+3000 or U+FEFF. A false answer is exact;
+ * a true one sends the caller to the exact (decoding) path.
+ */
+function mayBeSpace(buf: Uint8Array, p: number, end: number): boolean {
+  const c = buf[p];
+  const c1 = p + 1 < end ? buf[p + 1] : -1;
+  const c2 = p + 2 < end ? buf[p + 2] : -1;
+  switch (c) {
+    case 0xc2:
+      return c1 === 0xa0;
+    case 0xe1:
+      return c1 === 0x9a && c2 === 0x80;
+    case 0xe2:
+      return (c1 === 0x80 && ((c2 >= 0x80 && c2 <= 0x8a) || c2 === 0xa8 || c2 === 0xa9 || c2 === 0xaf)) || (c1 === 0x81 && c2 === 0x9f);
+    case 0xe3:
+      return c1 === 0x80 && c2 === 0x80;
+    case 0xef:
+      return c1 === 0xbb && c2 === 0xbf;
+    default:
+      return false;
+  }
+}
 
 function matches(buf: Uint8Array, start: number, word: Uint8Array): boolean {
   for (let k = 0; k < word.length; k++) if (buf[start + k] !== word[k]) return false;
