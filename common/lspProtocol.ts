@@ -1,5 +1,5 @@
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
-import type { FindingCode } from './dataset/codes';
+import type { DatasetCounts } from './dataset/fileCheck';
 
 /**
  * The dataset language server's custom messages, declared once for the server (server/) and VS Code's
@@ -19,18 +19,10 @@ export interface Distribution {
 }
 
 /** Everything the "Show Dataset Statistics" command shows for one dataset file. */
-export interface DatasetStatistics {
+export interface DatasetStatistics extends DatasetCounts {
   uri: string;
   /** false when the file is checked from disk (too big for the editor to sync). */
   live: boolean;
-  lines: number;
-  examples: number;
-  /** Examples without errors: what training would use. */
-  validExamples: number;
-  blank: number;
-  errors: number;
-  warnings: number;
-  byCode: Record<FindingCode, number>;
   messagesPerExample: Distribution;
   /** Token distributions cover `tokenizedExamples` of the valid examples (all of them once counting is done). */
   tokensPerExample: Distribution;

@@ -1,5 +1,5 @@
 import { type FindingCode, type LineFinding } from '../common/dataset/codes';
-import { blankFinding, duplicateFinding, emptyCounts, fileEmptyFinding, tooLongFinding } from '../common/dataset/fileCheck';
+import { blankFinding, type DatasetCounts, duplicateFinding, emptyCounts, fileEmptyFinding, tooLongFinding } from '../common/dataset/fileCheck';
 import { lineHash, textHash } from '../common/dataset/hash';
 import { LineChecker } from '../common/dataset/lineCheck';
 import { DuplicateIndex } from './duplicates';
@@ -36,14 +36,7 @@ export interface TokenCache {
 }
 
 /** Counts over the whole document, never capped. */
-export interface DocumentCounts {
-  lines: number;
-  examples: number;
-  validExamples: number;
-  blank: number;
-  errors: number;
-  warnings: number;
-  byCode: Record<FindingCode, number>;
+export interface DocumentCounts extends DatasetCounts {
   tokenizedExamples: number;
   tokens: number;
   trainedTokens: number;

@@ -1,4 +1,4 @@
-import type { FindingCode } from '../common/dataset/codes';
+import type { DatasetCounts } from '../common/dataset/fileCheck';
 import type { DatasetStatistics, Distribution } from '../common/lspProtocol';
 
 /** A growable list of integers in a typed array: statistics over a million examples without a million boxes. */
@@ -47,16 +47,9 @@ export function distribution(values: ArrayLike<number>): Distribution {
 }
 
 /** The per-example values and the file-wide counts that statistics are made of. */
-export interface StatisticsInput {
+export interface StatisticsInput extends DatasetCounts {
   uri: string;
   live: boolean;
-  lines: number;
-  examples: number;
-  validExamples: number;
-  blank: number;
-  errors: number;
-  warnings: number;
-  byCode: Record<FindingCode, number>;
   maxSequenceLength: number;
   /** Messages of each valid example. */
   messages: ArrayLike<number>;

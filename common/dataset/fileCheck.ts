@@ -2,8 +2,8 @@ import { compareFindings, finding, type Finding, type FindingCode, FINDING_CODES
 import { lineHash } from './hash';
 import { type LineCheck, LineChecker } from './lineCheck';
 
-/** What a whole file holds, counted over all of it (never capped). */
-export interface FileSummary {
+/** The counts every view of a dataset shares (file check, open document, statistics), never capped. */
+export interface DatasetCounts {
   /** Lines of the file (a final newline does not start another). */
   lines: number;
   /** Lines that are examples (objects with a non-empty `messages` array), with or without findings. */
@@ -15,6 +15,10 @@ export interface FileSummary {
   warnings: number;
   /** Findings per code. */
   byCode: Record<FindingCode, number>;
+}
+
+/** What a whole file holds, counted over all of it. */
+export interface FileSummary extends DatasetCounts {
   /** Bytes read. */
   bytes: number;
 }
