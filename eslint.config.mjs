@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'out/**', 'node_modules/**', 'test-artifacts/**', '.bench-data/**', '*.mjs', 'scripts/**'] },
+  { ignores: ['dist/**', 'out/**', 'node_modules/**', 'test-artifacts/**', '.bench-data/**', '.vscode-host/**', '**/*.mjs'] },
   {
     files: ['**/*.ts'],
     extends: [tseslint.configs.base],

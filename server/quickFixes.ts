@@ -15,7 +15,9 @@ import {
   mergeSystemIntoFirst,
   misplacedSystemMessages,
   moveSystemToFront,
+  printLine,
   toMessagesForm,
+  usesSpacedStyle,
 } from '../common/dataset/convert';
 import type { DatasetDocument } from './datasetDocument';
 import { toDiagnostic } from './diagnostics';
@@ -42,11 +44,14 @@ export function documentEdit(doc: DatasetDocument, edits: TextEdit[], options: E
   return { changes: { [doc.uri]: edits } };
 }
 
-/** Replaces the content of line `n` with `value` printed on one line; undefined when it cannot be printed (too deep). */
+/**
+ * Replaces the content of line `n` with `value` printed on one line in the line's own spacing style; undefined
+ * when it cannot be printed (too deep).
+ */
 function replaceLine(doc: DatasetDocument, line: Line, n: number, value: JsonObject): TextEdit | undefined {
   let text: string;
   try {
-    text = JSON.stringify(value);
+    text = printLine(value, usesSpacedStyle(doc.model.jsonText(line)));
   } catch {
     return undefined;
   }

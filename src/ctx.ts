@@ -20,6 +20,7 @@ export class Ctx {
   readonly config: Config;
   readonly client: DatasetClient;
   readonly statistics: StatisticsPanels;
+  readonly statusBar: DatasetStatusBar;
 
   constructor(readonly extension: vscode.ExtensionContext) {
     this.log = vscode.window.createOutputChannel(LOG_CHANNEL_NAME, { log: true });
@@ -39,9 +40,10 @@ export class Ctx {
       config: this.config,
       log: this.log,
     });
+    this.statusBar = new DatasetStatusBar(this.client, this.config);
     this.pushExtCleanup(
       this.statistics,
-      new DatasetStatusBar(this.client, this.config),
+      this.statusBar,
       new VisibleRangesReporter(this.client),
       new BigFileWatcher(this.client, this.log),
     );

@@ -1,6 +1,12 @@
 import type * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { Ctx } from './ctx';
+import type { StatusBarView } from './statusBar';
+
+/** What `activate` returns to other extensions and to the in-host tests. */
+export interface FinetuneApi {
+  readonly statusBar: StatusBarView;
+}
 
 let ctx: Ctx | undefined;
 
@@ -8,10 +14,11 @@ let ctx: Ctx | undefined;
  * Activation builds the context and registers the commands; it starts no process. The language server starts
  * when the first dataset opens.
  */
-export function activate(context: vscode.ExtensionContext): void {
+export function activate(context: vscode.ExtensionContext): FinetuneApi {
   ctx = new Ctx(context);
   registerCommands(ctx);
   ctx.client.startWhenDatasetOpens();
+  return { statusBar: ctx.statusBar };
 }
 
 /** Stops the language server cleanly; VS Code waits for the returned promise, then disposes the rest. */

@@ -5,13 +5,24 @@ import type { DatasetClient } from './datasetClient';
 import { activeDatasetUri, statusKey } from './datasets';
 import { statusLabel, statusText, statusTooltip } from './statusText';
 
+/** What the extension's API exposes of its status-bar item (VS Code offers no way to read another's items). */
+export interface StatusBarView {
+  readonly text: string;
+  readonly visible: boolean;
+  readonly onDidChange: vscode.Event<void>;
+}
+
 /**
  * The status-bar item for the dataset in front of the user: examples, errors, warnings and tokens, from the
  * server's `dataset/status` notifications (no polling). Hidden unless the active editor or tab is a dataset the
  * server has reported on; a click opens that dataset's statistics.
  */
-export class DatasetStatusBar implements vscode.Disposable {
+export class DatasetStatusBar implements vscode.Disposable, StatusBarView {
   private readonly item: vscode.StatusBarItem;
+  private readonly changed = new vscode.EventEmitter<void>();
+  /** Fires after every render, so that tests in the extension host can wait for what users see. */
+  readonly onDidChange = this.changed.event;
+  private shown = false;
   /** The latest status per dataset, keyed by normalised uri string. */
   private readonly statuses = new Map<string, DatasetStatus>();
   private readonly scope: vscode.Disposable;
@@ -48,6 +59,8 @@ export class DatasetStatusBar implements vscode.Disposable {
     const status = uri === undefined ? undefined : this.statuses.get(uri.toString());
     if (uri === undefined || status === undefined) {
       this.item.hide();
+      this.shown = false;
+      this.changed.fire();
       return;
     }
     const options = { countTokens: this.config.countTokens };
@@ -60,10 +73,23 @@ export class DatasetStatusBar implements vscode.Disposable {
     };
     this.item.accessibilityInformation = { label: statusLabel(status, options) };
     this.item.show();
+    this.shown = true;
+    this.changed.fire();
+  }
+
+  /** The item's text as the user sees it. */
+  get text(): string {
+    return this.item.text;
+  }
+
+  /** Whether the item is shown. */
+  get visible(): boolean {
+    return this.shown;
   }
 
   dispose(): void {
     this.scope.dispose();
+    this.changed.dispose();
     this.item.dispose();
   }
 }

@@ -12,7 +12,9 @@ import {
   mergeSystemIntoFirst,
   misplacedSystemMessages,
   moveSystemToFront,
+  printLine,
   toMessagesForm,
+  usesSpacedStyle,
 } from '../common/dataset/convert';
 import { LineChecker } from '../common/dataset/lineCheck';
 
@@ -130,5 +132,27 @@ describe('conversation repairs', () => {
       turns: 2,
     });
     assert.deepEqual(describeConversation([1]), { roles: '?', turns: 0 });
+  });
+});
+
+describe('printing a fixed line in the style of the line it replaces', () => {
+  const value = { messages: [{ role: 'user', content: 'a, "b": c' }, { role: 'assistant', content: '中文', weight: 1 }], skip: undefined };
+
+  it('tells the spaced style from the compact one by the first key', () => {
+    assert.equal(usesSpacedStyle('{"messages": [{"role": "user"}]}'), true);
+    assert.equal(usesSpacedStyle('\uFEFF {"conversations" : []}'), true);
+    assert.equal(usesSpacedStyle('{"messages":[{"role": "user"}]}'), false);
+    assert.equal(usesSpacedStyle('{"me\\"ssages":[]}'), false);
+    assert.equal(usesSpacedStyle('[1, 2]'), false);
+  });
+
+  it('prints what JSON.parse reads back as the same value, in either style', () => {
+    for (const spaced of [true, false]) {
+      const text = printLine(value, spaced);
+      assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(value)));
+      assert.equal(text.includes('\n'), false);
+    }
+    assert.equal(printLine(value, true), '{"messages": [{"role": "user", "content": "a, \\"b\\": c"}, {"role": "assistant", "content": "中文", "weight": 1}]}');
+    assert.equal(printLine(value, false), JSON.stringify(value));
   });
 });

@@ -2,8 +2,8 @@
  * Pure rewrites of one dataset example, for the language server's quick fixes and its "convert the whole file"
  * request: other chat formats (ShareGPT, Alpaca) into `messages` form, and the repairs of a conversation whose
  * intent is clear. Every function takes the parsed line and returns a new object (never mutating its input),
- * or undefined when the line is not in the shape that the rewrite needs; callers print the result with
- * `JSON.stringify`, one line.
+ * or undefined when the line is not in the shape that the rewrite needs; callers print the result on one line
+ * with `printLine`, in the style of the line it replaces.
  */
 
 /** A message as the rules want it: `role` and `content`, an optional `weight` on assistant messages. */
@@ -199,4 +199,29 @@ export function describeConversation(messages: readonly unknown[]): { roles: str
     return typeof role === 'string' ? role : '?';
   });
   return { roles: roles.join(' → '), turns };
+}
+
+/**
+ * Whether a line is written with a space after its colons and commas (`{"messages": [...]}`, as Python's
+ * `json.dumps` writes by default), judged by its first key, so that a fixed line keeps its file's style.
+ */
+export function usesSpacedStyle(line: string): boolean {
+  return /^\uFEFF?\s*\{\s*"(?:[^"\\]|\\.)*"\s*:\s/.test(line.slice(0, 256));
+}
+
+/**
+ * Prints a rewritten example on one line: compact like `JSON.stringify`, or spaced like Python's `json.dumps`
+ * (`", "` and `": "`). Throws a RangeError on values nested too deep to print, as `JSON.stringify` does.
+ */
+export function printLine(value: unknown, spaced: boolean): string {
+  return spaced ? printSpaced(value) : JSON.stringify(value);
+}
+
+function printSpaced(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : printSpaced(item))).join(', ')}]`;
+  if (value !== null && typeof value === 'object') {
+    const members = Object.entries(value).filter(([, item]) => item !== undefined);
+    return `{${members.map(([key, item]) => `${JSON.stringify(key)}: ${printSpaced(item)}`).join(', ')}}`;
+  }
+  return JSON.stringify(value);
 }

@@ -1,0 +1,26 @@
+// The in-host integration tests (test/host/integrationSuite.ts) inside a real VS Code: code-server with the
+// extension loaded from this folder, driven by Debian's Chromium. Each in-host test is reported as a subtest.
+// FINETUNE_HOST_SUITE picks another suite; the harness's own test runs this file with the failing one.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runHostSuite } from './host/runHostSuite';
+import { isSuiteName } from './host/suites';
+
+const suite = process.env.FINETUNE_HOST_SUITE ?? 'integration';
+
+test(`in-host suite "${suite}" in code-server`, { timeout: 300_000 }, async (t) => {
+  assert.ok(isSuiteName(suite), `FINETUNE_HOST_SUITE names no suite: ${suite}`);
+  const run = await runHostSuite(suite);
+  t.diagnostic(`VS Code ${run.report.vscodeVersion} (${run.report.appName}), ${run.report.results.length} in-host tests in ${run.seconds.toFixed(1)} s`);
+  assert.ok(run.report.results.length > 0, `the suite ran no test\n${run.diagnosis}`);
+  for (const result of run.report.results) {
+    await t.test(result.name, (sub) => {
+      sub.diagnostic(`${result.durationMs} ms in the extension host`);
+      if (result.status === 'skipped') {
+        sub.skip(result.detail);
+        return;
+      }
+      if (result.status === 'failed') throw new Error(`in-host test failed: ${result.name}\n${result.detail ?? ''}\n\n${run.diagnosis}`);
+    });
+  }
+});

@@ -1,0 +1,25 @@
+// The in-host suites the Node-side runner can bundle and run (plain data: imported on both sides).
+import { join } from 'node:path';
+
+const HERE = __dirname;
+
+/** Each suite's entry module; its `run()` is what the extension host calls. */
+export const SUITES = {
+  integration: join(HERE, 'integrationSuite.ts'),
+  failing: join(HERE, 'failingSuite.ts'),
+} as const;
+
+/** The environment variable that names the report file; the Node-side runner sets it for the host. */
+export const RESULTS_ENV = 'FINETUNE_HOST_TEST_RESULTS';
+
+export type SuiteName = keyof typeof SUITES;
+
+export function isSuiteName(name: string): name is SuiteName {
+  return Object.hasOwn(SUITES, name);
+}
+
+/** The failing suite's deliberate failure, which the harness test looks for in the runner's output. */
+export const DELIBERATE_FAILURE = {
+  test: 'a deliberately failing in-host test',
+  message: 'deliberate failure: the harness must report this',
+} as const;
