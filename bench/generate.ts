@@ -5,6 +5,7 @@
 import { createWriteStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { FINDING_CODES, type FindingCode } from '../common/dataset/codes';
 
 /** A seeded PRNG (mulberry32): 32 bits of state, fast, and good enough for test data. */
 export function seeded(seed: number): () => number {
@@ -114,26 +115,12 @@ function conversation(rand: Rand): Message[] {
   return messages;
 }
 
-/** Every mistake the generator makes, one per broken line; each gives (at least) the finding of its name. */
-export const MISTAKES = [
-  'json-syntax',
-  'not-object',
-  'messages-missing',
-  'messages-empty',
-  'message-invalid',
-  'role-unknown',
-  'weight-invalid',
-  'system-not-first',
-  'no-pair',
-  'role-order',
-  'content-empty',
-  'key-unknown',
-  'line-blank',
-  'duplicate',
-] as const;
+/** The mistakes the generator makes, one per broken line: every finding code but those no single line can show. */
+type Mistake = Exclude<FindingCode, 'too-long' | 'file-empty'>;
+export const MISTAKES: readonly Mistake[] = FINDING_CODES.filter((code): code is Mistake => code !== 'too-long' && code !== 'file-empty');
 
 /** Breaks a good conversation in the way named, returning the line's text. */
-function broken(rand: Rand, kind: (typeof MISTAKES)[number], messages: Message[], earlier: readonly string[]): string {
+function broken(rand: Rand, kind: Mistake, messages: Message[], earlier: readonly string[]): string {
   const userAt = messages.findIndex((m) => m.role === 'user');
   switch (kind) {
     case 'json-syntax': {

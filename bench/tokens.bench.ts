@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { defaultTokenizerPath, readTokenizerFile } from '../server/tokenizerFile';
+import { seeded } from './generate';
 
 /** What {@link benchTokens} measures on. */
 export interface TokenBenchOptions {
@@ -41,18 +42,6 @@ export interface TokenBenchResult {
   mismatches: number;
   /** Milliseconds to read, gunzip, parse and build our tokenizer from media/ (a fresh load, JIT warm). */
   loadMs: number;
-}
-
-/** A seeded PRNG (mulberry32): the same seed gives the same corpus on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // Common Chinese words; sentences draw them at random, so runs of Chinese (one pre-token each up to the next
@@ -143,7 +132,7 @@ export function generateMessage(rand: () => number): string {
 
 /** Seeded message contents whose UTF-8 size adds up to at least `bytes`. */
 export function generateCorpus(seed: number, bytes: number): string[] {
-  const rand = seededRandom(seed);
+  const rand = seeded(seed);
   const texts: string[] = [];
   let size = 0;
   while (size < bytes) {

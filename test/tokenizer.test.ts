@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { generateMessage, seededRandom } from '../bench/tokens.bench';
+import { seeded } from '../bench/generate';
+import { generateMessage } from '../bench/tokens.bench';
 import { BpeTokenizer, TokenizerError } from '../common/tokenizer/bpe';
 import {
   QWEN_DEFAULT_SYSTEM_PROMPT,
@@ -74,7 +75,7 @@ function randomText(rand: () => number): string {
 }
 
 function corpus(seed: number, count: number): string[] {
-  const rand = seededRandom(seed);
+  const rand = seeded(seed);
   const texts: string[] = [];
   for (let i = 0; i < count; i++) texts.push(randomText(rand));
   // Long pieces take the heap path of the merge loop: runs of Chinese, spaces, symbols, letters, newlines.
@@ -98,7 +99,7 @@ function corpus(seed: number, count: number): string[] {
 
 const texts = corpus(20240601, 2500);
 const chat = (() => {
-  const rand = seededRandom(7);
+  const rand = seeded(7);
   const messages: string[] = [];
   for (let i = 0; i < 400; i++) messages.push(generateMessage(rand));
   return messages;
@@ -192,7 +193,7 @@ describe('BpeTokenizer on the Qwen2.5 file', () => {
   });
 
   it('decodes what it encodes, and as the reference decodes any id list', () => {
-    const rand = seededRandom(99);
+    const rand = seeded(99);
     for (const text of [...texts, ...chat.slice(0, 50)]) {
       const ids = ours.encode(text);
       if (ids.length === 0) continue;
@@ -257,7 +258,7 @@ describe('BpeTokenizer on the Qwen2.5 file', () => {
       for (let p = 0; p < w.length; p++) h = Math.imul(h ^ w.charCodeAt(p), 0x01000193);
       return h | 1;
     };
-    const rand = seededRandom(3);
+    const rand = seeded(3);
     const byHash = new Map<number, string>();
     let pair: [string, string] | undefined;
     while (!pair) {
@@ -301,7 +302,7 @@ describe('BpeTokenizer on the Qwen2.5 file', () => {
 });
 
 describe('countConversation', () => {
-  const rand = seededRandom(31);
+  const rand = seeded(31);
   const roles = ['system', 'user', 'assistant', 'tool', '用户', 'function_call:', 'x y'];
   const contents = [...chat.slice(0, 60), ...texts.slice(0, 60), '', '\n\nstarts with newlines', '  indented'];
   const conversations: ChatMessage[][] = [[]];
