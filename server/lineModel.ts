@@ -1,4 +1,5 @@
 import type { LineFinding } from '../common/dataset/codes';
+import { utf16Length } from '../common/dataset/lineCheck';
 
 /**
  * The text of an open dataset, one object per line, as the language server keeps it instead of a full-text
@@ -91,16 +92,6 @@ export interface LineSplice {
   from: number;
   removed: Line[];
   added: Line[];
-}
-
-/** UTF-16 length of a UTF-8 byte range: one unit per character, two for a 4-byte sequence. */
-function utf16Length(buf: Uint8Array, start: number, end: number): number {
-  let n = 0;
-  for (let p = start; p < end; p++) {
-    const c = buf[p];
-    if ((c & 0xc0) !== 0x80) n += c >= 0xf0 ? 2 : 1;
-  }
-  return n;
 }
 
 /** Splits text into lines (see the module comment for what a line end is). */

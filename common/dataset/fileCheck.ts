@@ -1,6 +1,6 @@
 import { compareFindings, finding, type Finding, type FindingCode, FINDING_CODES } from './codes';
 import { lineHash } from './hash';
-import { type LineCheck, LineChecker } from './lineCheck';
+import { type LineCheck, LineChecker, utf16Length } from './lineCheck';
 
 /** The counts every view of a dataset shares (file check, open document, statistics), never capped. */
 export interface DatasetCounts {
@@ -37,16 +37,6 @@ export interface StreamCheckOptions {
 /** Creates the zeroed per-code counters. */
 export function emptyCounts(): Record<FindingCode, number> {
   return Object.fromEntries(FINDING_CODES.map((code) => [code, 0])) as Record<FindingCode, number>;
-}
-
-/** UTF-16 length of a UTF-8 byte range (for whole-line ranges). */
-export function utf16Length(buf: Uint8Array, start: number, end: number): number {
-  let n = 0;
-  for (let p = start; p < end; p++) {
-    const c = buf[p];
-    if ((c & 0xc0) !== 0x80) n += c >= 0xf0 ? 2 : 1;
-  }
-  return n;
 }
 
 /** The `duplicate` finding of a line that copies the 0-based line `original`. */

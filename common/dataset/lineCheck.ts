@@ -77,6 +77,19 @@ interface PendingFinding {
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
+/**
+ * UTF-16 length of a UTF-8 byte range: one unit per character, two for a 4-byte sequence (a surrogate pair),
+ * which is how editors count columns.
+ */
+export function utf16Length(buf: Uint8Array, start: number, end: number): number {
+  let n = 0;
+  for (let p = start; p < end; p++) {
+    const c = buf[p];
+    if ((c & 0xc0) !== 0x80) n += c >= 0xf0 ? 2 : 1;
+  }
+  return n;
+}
+
 /** Printable form of a byte for messages: the character, or its hex code. */
 function describeByte(buf: Uint8Array, pos: number, end: number): string {
   if (pos >= end) return 'the end of the line';
@@ -206,13 +219,7 @@ export class LineChecker {
 
   /** 1-based column of a byte offset, for messages (computed only on failure). */
   private column(pos: number): number {
-    const buf = this.buf;
-    let col = 1;
-    for (let p = this.lineStart; p < pos; p++) {
-      const c = buf[p];
-      if ((c & 0xc0) !== 0x80) col += c >= 0xf0 ? 2 : 1;
-    }
-    return col;
+    return utf16Length(this.buf, this.lineStart, pos) + 1;
   }
 
   /** The byte at `pos`, or -1 at the end of the line (bytes past `end` belong to someone else). */
