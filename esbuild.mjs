@@ -22,8 +22,9 @@ const node = {
 const entries = [
   { name: 'extension', entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
   { name: 'language server', entryPoints: ['server/main.ts'], outfile: 'dist/server.js' },
-  // The training backend (issue 4) joins this list when backend/main.ts exists.
+  // The training backend, and the embedded engine that it starts as a child process per job and for chat.
   { name: 'backend', entryPoints: ['backend/main.ts'], outfile: 'dist/backend.js', optional: true },
+  { name: 'embedded engine', entryPoints: ['backend/engines/embedded/main.ts'], outfile: 'dist/engine-embedded.js', optional: true },
   { name: 'command-line tool', entryPoints: ['cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
 ];
 
