@@ -1,0 +1,69 @@
+// The engine registry: which engines this backend has, whether they can run, and how to start one. An engine
+// is a program that speaks common/engineProtocol.ts on stdio; the backend starts one process per job (`train`)
+// and one long-lived chat process per engine (`serve`).
+import { existsSync } from 'node:fs';
+import { basename, extname, join, resolve } from 'node:path';
+import type { EngineInfo } from '../../common/api';
+
+/** How to start an engine process. */
+export interface EngineCommand {
+  file: string;
+  args: string[];
+  cwd: string;
+}
+
+/** One engine. */
+export interface Engine {
+  info: EngineInfo;
+  /** The command for a mode, or undefined when the engine is not available (see `info.reason`). */
+  command(mode: 'train' | 'serve'): EngineCommand | undefined;
+}
+
+/** Engine scripts to use instead of the built-in ones, by engine id (tests point `embedded` at fault injectors). */
+export type EngineScripts = Partial<Record<string, string>>;
+
+/** Environment variable naming another script for the embedded engine (same effect as `engineScripts.embedded`). */
+export const EMBEDDED_ENGINE_ENV = 'FINETUNE_ENGINE_EMBEDDED';
+
+/** The repository root when running from sources (this file is backend/runtime/engines.ts). */
+const REPO_ROOT = resolve(__dirname, '..', '..');
+
+/**
+ * Where the embedded engine is: next to the running bundle when the backend runs from dist/ (the bundle's
+ * `__dirname` is dist/), else its TypeScript entry point, run through tsx.
+ */
+function embeddedScript(): string {
+  if (basename(__dirname) === 'dist') return join(__dirname, 'engine-embedded.js');
+  return join(REPO_ROOT, 'backend', 'engines', 'embedded', 'main.ts');
+}
+
+function scriptCommand(script: string, mode: 'train' | 'serve'): EngineCommand {
+  // TypeScript sources need the tsx loader; `--import tsx` resolves from the working folder, so run there.
+  const typescript = ['.ts', '.mts', '.cts'].includes(extname(script));
+  return {
+    file: process.execPath,
+    args: [...(typescript ? ['--import', 'tsx'] : []), script, mode],
+    cwd: typescript ? REPO_ROOT : process.cwd(),
+  };
+}
+
+/** The engines of this backend: `embedded` (TypeScript, CPU) and `torch` (Python, not installed yet). */
+export function engineRegistry(scripts: EngineScripts = {}): Map<string, Engine> {
+  const script = scripts.embedded ?? process.env[EMBEDDED_ENGINE_ENV] ?? embeddedScript();
+  const found = existsSync(script);
+  const embedded: Engine = {
+    info: found
+      ? { id: 'embedded', available: true, resumable: true }
+      : { id: 'embedded', available: false, resumable: true, reason: `the embedded engine is not built (${script} is missing; run npm run build)` },
+    command: (mode) => (found ? scriptCommand(script, mode) : undefined),
+  };
+  const torchScript = scripts.torch;
+  const torch: Engine =
+    torchScript !== undefined && existsSync(torchScript)
+      ? { info: { id: 'torch', available: true, resumable: true }, command: (mode) => scriptCommand(torchScript, mode) }
+      : { info: { id: 'torch', available: false, resumable: false, reason: 'the torch engine is not installed yet' }, command: () => undefined };
+  return new Map([
+    ['embedded', embedded],
+    ['torch', torch],
+  ]);
+}
