@@ -64,6 +64,9 @@ Options:
 Exit status: 0 when no file has an error, 1 when one has, 2 on a usage or read error (70: an internal error).
 `;
 
+/** Help text of `finetune-studio backend`: kept with the backend's option parser, which dist/backend.js shares. */
+export { BACKEND_HELP } from '../backend/options';
+
 /** Help text of the command. */
 export const MAIN_HELP = `Usage: finetune-studio <command> [options]
 
@@ -71,6 +74,7 @@ Commands:
   validate FILE...   check chat datasets (JSON Lines) and print their findings; see validate --help
   lsp --stdio        run the dataset language server for any editor with an LSP client
                      (--node-ipc and --socket=PORT work as well)
+  backend            run the training backend (HTTP API, job queue, engines); see backend --help
 
 Options:
   -h, --help         show this help

@@ -1,6 +1,6 @@
 // The `finetune-studio` command (package.json `bin`, bundled to dist/cli.js): `validate` checks datasets, `lsp`
-// runs the dataset language server for any LSP client. The same bundle also runs as a token-counting worker
-// thread for `validate`, so the package ships one file for the command.
+// runs the dataset language server for any LSP client, `backend` runs the training backend. The same bundle
+// also runs as a token-counting worker thread for `validate`, so the package ships one file for the command.
 import { isMainThread, workerData } from 'node:worker_threads';
 import { version } from '../package.json';
 import { MAIN_HELP, parseValidateArgs, UsageError, VALIDATE_HELP } from './args';
@@ -40,6 +40,12 @@ export async function main(args: readonly string[]): Promise<number | undefined>
         startServer();
         return undefined;
       }
+      case 'backend': {
+        // Loaded only here: `validate` does not pay for the backend's modules. The backend reports its own
+        // usage mistakes (its options are shared with dist/backend.js).
+        const { runBackend } = await import('../backend/app.js');
+        return await runBackend(rest);
+      }
       case '-v':
       case '--version':
         process.stdout.write(`${version}\n`);
@@ -52,7 +58,7 @@ export async function main(args: readonly string[]): Promise<number | undefined>
         process.stderr.write(MAIN_HELP);
         return 2;
       default:
-        throw new UsageError(`unknown command '${command}'; expected validate or lsp.`);
+        throw new UsageError(`unknown command '${command}'; expected validate, lsp or backend.`);
     }
   } catch (error) {
     if (!UsageError.is(error)) throw error;

@@ -5,7 +5,8 @@
 //   npm start -- FOLDER                 another workspace folder
 //   npm start -- --port 8080            a fixed port (e.g. to forward it from a remote machine)
 //   npm start -- --state DIR            another folder for the host's user data (default .vscode-host/state)
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CODE_SERVER_VERSION, HOST_DIR, HOST_SETTINGS, HostError, ROOT, startCodeServer, tail, type CodeServer } from './codeServer';
@@ -52,12 +53,53 @@ interface Companion {
 }
 
 /**
- * The embedded training backend (issue 4): once `backend/main.ts` exists, start `dist/backend.js` here on a
- * loopback port, wait until it answers `GET /v1/system`, and hand its URL and key to the extension through
- * `env` (the extension host inherits code-server's environment). Until then the extension runs alone.
+ * The embedded training backend: `dist/backend.js` on a loopback port, its data under `.vscode-host/backend`.
+ * It prints one JSON line (`{"url","key"}`) once it listens; the URL and key reach the extension host through
+ * `env` (the extension host inherits code-server's environment), so the key never lands in a settings file.
  */
-function startTrainingBackend(): Promise<Companion | undefined> {
-  return Promise.resolve(undefined);
+async function startTrainingBackend(): Promise<Companion | undefined> {
+  const script = join(ROOT, 'dist', 'backend.js');
+  if (!existsSync(script)) return undefined;
+  const dataDir = join(HOST_DIR, 'backend');
+  const logFile = join(HOST_DIR, 'backend.log');
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, [script, '--port', '0', '--data', dataDir, '--print-json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr.pipe(log);
+  const started = await new Promise<{ url: string; key: string }>((resolvePromise, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new HostError(`the training backend did not start within 30 s; see ${logFile}`)), 30_000);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new HostError(`the training backend exited (${signal ?? `code ${code}`}) before it listened; see ${logFile}`));
+    });
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const newline = buffered.indexOf('\n');
+      if (newline < 0) return;
+      clearTimeout(timer);
+      try {
+        const parsed = JSON.parse(buffered.slice(0, newline)) as { url?: unknown; key?: unknown };
+        if (typeof parsed.url !== 'string' || typeof parsed.key !== 'string') throw new Error('no url/key');
+        resolvePromise({ url: parsed.url, key: parsed.key });
+      } catch {
+        reject(new HostError(`the training backend printed an unexpected first line: ${buffered.slice(0, newline)}`));
+      }
+    });
+  }).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
+  child.removeAllListeners('exit');
+  return {
+    description: `${started.url} (embedded engine; data in ${relative(process.cwd(), dataDir)}, log ${relative(process.cwd(), logFile)})`,
+    env: { FINETUNE_BACKEND_URL: started.url, FINETUNE_BACKEND_KEY: started.key },
+    stop: () =>
+      new Promise<void>((resolvePromise) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolvePromise();
+        child.once('exit', () => resolvePromise());
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 async function main(): Promise<void> {
@@ -106,7 +148,7 @@ async function main(): Promise<void> {
       `Finetune Studio in VS Code (code-server ${CODE_SERVER_VERSION})`,
       `  workspace:         ${shown(options.folder)}`,
       `  extension:         loaded from ${ROOT} (dist/; run \`npm run watch\` beside this and reload the page to pick up changes)`,
-      `  training backend:  ${backend?.description ?? 'none yet (the embedded backend arrives with issue 4)'}`,
+      `  training backend:  ${backend?.description ?? 'not built (dist/backend.js is missing)'}`,
       `  log:               ${shown(server.logFile)}; the extension's own log: the Output panel, "Finetune Studio"`,
       '',
       'Open this URL in a browser on this machine:',

@@ -1,0 +1,163 @@
+// The base models this backend can train: the embedded engine's built-in tiny models (catalog.ts), always
+// available because the engine makes them on first use, and the Qwen2 model folders found under
+// `{data}/models/` (`{data}/models/NAME/` or `{data}/models/ORG/NAME/`, id `NAME` or `ORG/NAME` as on the
+// Hugging Face hub). The folders are looked at again on every call, so a model copied in shows up without a
+// restart.
+import { existsSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Hyperparameters, ModelObject } from '../common/api';
+import { LORA_TARGET_MODULES } from '../common/api';
+import type { ModelRef } from '../common/engineProtocol';
+import { parameterCount, type Qwen2Config, TINY_MODELS } from './engines/embedded/catalog';
+import { modelDefaults } from './hyperparameters';
+
+/** A base model, with what jobs and chat need besides its public object. */
+export interface BaseModel {
+  object: ModelObject;
+  ref: ModelRef;
+  engine: string;
+  contextLength: number;
+  defaults: Hyperparameters;
+}
+
+/** Creation time shown for the built-in models (they have no file): the catalogue's first release. */
+const BUILT_IN_CREATED = 1767225600;
+
+/** Trainable LoRA parameters of a config for a rank and target modules. */
+export function loraParameterCount(c: Qwen2Config, r: number, targets: readonly string[]): number {
+  const head = c.hidden_size / c.num_attention_heads;
+  const kv = c.num_key_value_heads * head;
+  const shapes: Record<string, [number, number]> = {
+    q_proj: [c.hidden_size, c.hidden_size],
+    k_proj: [c.hidden_size, kv],
+    v_proj: [c.hidden_size, kv],
+    o_proj: [c.hidden_size, c.hidden_size],
+    gate_proj: [c.hidden_size, c.intermediate_size],
+    up_proj: [c.hidden_size, c.intermediate_size],
+    down_proj: [c.intermediate_size, c.hidden_size],
+  };
+  let perLayer = 0;
+  for (const t of targets) {
+    const shape = shapes[t];
+    if (shape) perLayer += r * (shape[0] + shape[1]);
+  }
+  return perLayer * c.num_hidden_layers;
+}
+
+/**
+ * Memory that LoRA training needs, roughly, in bytes: the frozen weights at `bytesPerWeight`, the adapter
+ * with its gradient and AdamW's two moments in f32 (16 bytes a parameter), and the activations of one
+ * example of `seq` tokens kept for the backward pass (about 34·hidden + 5·heads·seq values per layer and token,
+ * Korthikanti et al.'s count, plus the logits). An estimate to tell "fits" from "does not", not a promise.
+ */
+export function estimateTrainingMemory(c: Qwen2Config, h: Hyperparameters, bytesPerWeight: number): number {
+  const weights = parameterCount(c) * bytesPerWeight;
+  const adapter = loraParameterCount(c, h.lora_r, h.lora_target_modules) * 16;
+  const seq = h.max_seq_length;
+  const activations = c.num_hidden_layers * seq * (34 * c.hidden_size + 5 * c.num_attention_heads * seq) * 4 + seq * c.vocab_size * 4 * 2;
+  return Math.round(weights + adapter + activations);
+}
+
+function isQwen2Config(value: unknown): value is Qwen2Config {
+  if (typeof value !== 'object' || value === null) return false;
+  const c = value as Record<string, unknown>;
+  const numbers = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'max_position_embeddings'];
+  return c.model_type === 'qwen2' && numbers.every((k) => typeof c[k] === 'number' && (c[k] as number) > 0);
+}
+
+function describe(id: string, engine: string, config: Qwen2Config, own: Partial<Hyperparameters>, created: number, extra: Partial<ModelObject>): BaseModel {
+  const contextLength = config.max_position_embeddings;
+  const defaults = modelDefaults(own, contextLength);
+  return {
+    object: {
+      id,
+      object: 'model',
+      created,
+      owned_by: 'finetune-studio',
+      kind: 'base',
+      engine,
+      parameters: parameterCount(config),
+      // The embedded engine keeps weights in f32.
+      memory_required: estimateTrainingMemory(config, defaults, 4),
+      context_length: contextLength,
+      available: true,
+      default_hyperparameters: defaults,
+      ...extra,
+    },
+    ref: { id, path: '' },
+    engine,
+    contextLength,
+    defaults,
+  };
+}
+
+/** The base models of a backend whose data folder is `dataDir`. */
+export class ModelCatalogue {
+  private readonly root: string;
+
+  constructor(dataDir: string) {
+    this.root = join(dataDir, 'models');
+  }
+
+  /** The built-in models first (smallest first), then the folders by id. */
+  async list(): Promise<BaseModel[]> {
+    const builtIn = TINY_MODELS.map((m) => {
+      const model = describe(m.id, 'embedded', m.config, m.defaults, BUILT_IN_CREATED, { description: m.description });
+      return { ...model, ref: { id: m.id, path: join(this.root, m.id) } };
+    });
+    return [...builtIn, ...(await this.folders())];
+  }
+
+  /** The base model with that id, if any. */
+  async find(id: string): Promise<BaseModel | undefined> {
+    return (await this.list()).find((m) => m.object.id === id);
+  }
+
+  private async folders(): Promise<BaseModel[]> {
+    const found: BaseModel[] = [];
+    const tiny = new Set(TINY_MODELS.map((m) => m.id));
+    for (const name of await entries(this.root)) {
+      if (tiny.has(name)) continue;
+      const folder = join(this.root, name);
+      if (existsSync(join(folder, 'config.json'))) {
+        await this.add(found, name, folder);
+        continue;
+      }
+      // An organisation's folder, as the hub names models: ORG/NAME.
+      for (const inner of await entries(folder)) await this.add(found, `${name}/${inner}`, join(folder, inner));
+    }
+    return found.sort((a, b) => (a.object.id < b.object.id ? -1 : 1));
+  }
+
+  private async add(found: BaseModel[], id: string, folder: string): Promise<void> {
+    let config: unknown;
+    try {
+      config = JSON.parse(await readFile(join(folder, 'config.json'), 'utf8')) as unknown;
+    } catch {
+      return;
+    }
+    if (!isQwen2Config(config)) return;
+    const created = Math.floor((await stat(folder)).mtimeMs / 1000);
+    const missing = [
+      existsSync(join(folder, 'model.safetensors')) || existsSync(join(folder, 'model.safetensors.index.json')) ? undefined : 'model.safetensors',
+      existsSync(join(folder, 'tokenizer.json')) ? undefined : 'tokenizer.json',
+    ].filter((m): m is string => m !== undefined);
+    // The torch engine (a later issue) will take these; until then the embedded engine trains them on the CPU.
+    const extra: Partial<ModelObject> = missing.length === 0
+      ? { description: `Qwen2 model folder ${folder}` }
+      : { available: false, unavailable_reason: `The model folder ${folder} has no ${missing.join(' and no ')}.` };
+    const model = describe(id, 'embedded', config, { lora_target_modules: [...LORA_TARGET_MODULES] }, created, extra);
+    found.push({ ...model, ref: { id, path: folder } });
+  }
+}
+
+/** Names in a folder that could be models (no hidden ones); [] when it does not exist. */
+async function entries(folder: string): Promise<string[]> {
+  try {
+    const list = await readdir(folder, { withFileTypes: true });
+    return list.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
+}
