@@ -11,7 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import { LORA_TARGET_MODULES } from '../common/api';
 import { isEngineParseError, parseEngineMessage } from '../common/engineSchemas';
 import type { ChatRequestMessage, EngineMessage, GenerationParams } from '../common/engineProtocol';
-import { TextStream } from '../backend/engines/embedded/generate';
+import { generate, TextStream } from '../backend/engines/embedded/generate';
+import { tinyModel } from '../backend/engines/embedded/catalog';
+import { tinyBaseModel } from '../backend/engines/embedded/tinyModels';
 import { BpeTokenizer } from '../common/tokenizer/bpe';
 import { TokenBytes, tinyTokenizerJson } from '../backend/engines/embedded/tokenizer';
 
@@ -190,5 +192,28 @@ describe('TextStream', () => {
     assert.deepEqual(feed('abXYc', ['XYZ']), ['a', 'b', '', '', 'XYc', '']);
     assert.deepEqual(feed('abXYZc', ['XYZ']), ['a', 'b', '', '', '', '', '']);
     assert.deepEqual(feed('abX', ['XYZ']), ['a', 'b', '', 'X']);
+  });
+});
+
+describe('generate', () => {
+  it('never samples the padded ids past the tokenizer (the tiny models have 272 rows for 259 ids)', async () => {
+    const tiny = tinyModel('tiny-qwen2-1m');
+    assert.ok(tiny);
+    const model = tinyBaseModel(tiny.config, tiny.seed);
+    const tokenizer = new BpeTokenizer(tinyTokenizerJson());
+    assert.ok(tokenizer.vocabSize < tiny.config.vocab_size, 'the test needs a padded embedding');
+    // A hot temperature over a random model spreads the draws over every id: 13 of 272 ids are padding, so 300
+    // unmasked draws would hit one with near certainty (and decoding it throws).
+    const { completionTokens } = await generate({
+      model,
+      tokenizer,
+      prompt: [...tokenizer.encode('<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n')],
+      stopIds: [],
+      stop: [],
+      maxTokens: 300,
+      sampling: { temperature: 5, topP: 1, topK: 0, repetitionPenalty: 1 },
+      seed: 7,
+    });
+    assert.equal(completionTokens, 300);
   });
 });

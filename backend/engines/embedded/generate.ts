@@ -77,6 +77,14 @@ export class TextStream {
   }
 }
 
+/**
+ * Rules out the ids past the tokenizer's last one: a model's embedding is often padded (the tiny models have 272
+ * rows for 259 ids), and an id without a token could neither be shown nor fed back.
+ */
+export function maskUnusedIds(logits: Float32Array, vocabSize: number): void {
+  if (vocabSize < logits.length) logits.fill(-Infinity, vocabSize);
+}
+
 /** What to generate. */
 export interface GenerateOptions {
   model: Qwen2Model;
@@ -130,6 +138,7 @@ export async function generate(o: GenerateOptions): Promise<Generation> {
   for (;;) {
     await yieldToEventLoop();
     if (o.cancelled?.()) throw new CancelledError();
+    maskUnusedIds(logits, o.tokenizer.vocabSize);
     const id = sampleToken(logits, o.sampling, previous, rng);
     if (o.stopIds.includes(id)) {
       finishReason = 'stop';
