@@ -37,6 +37,7 @@ describe('npm start', { timeout: 180_000 }, () => {
   let child: ChildProcess;
   let chromium: LaunchedChromium | undefined;
   let url: string;
+  let backendUrl: string | undefined;
 
   before(async () => {
     // What `npm start` runs after building and installing, with the host's state in the artefacts folder.
@@ -56,7 +57,12 @@ describe('npm start', { timeout: 180_000 }, () => {
   });
 
   it('prints a loopback URL that opens the sample dataset with live diagnostics', async () => {
-    assert.match(output.text, /training backend: /, 'the banner should say whether a training backend runs');
+    // The embedded training backend runs beside the host, on loopback, and answers.
+    const backend = /training backend:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output.text);
+    assert.ok(backend, `the banner should give the training backend's loopback URL:\n${output.text}`);
+    backendUrl = backend[1];
+    const health = await fetch(`${backendUrl}/healthz`);
+    assert.equal(health.status, 200);
     chromium = await launchChromium();
     const page = await chromium.browser.newPage({ viewport: { width: 1440, height: 900 } });
     page.setDefaultTimeout(TIMEOUT_MS);
@@ -82,5 +88,7 @@ describe('npm start', { timeout: 180_000 }, () => {
     assert.equal(await exited, 0, output.text);
     // Nothing listens on the port any more: code-server is gone, not orphaned.
     await assert.rejects(fetch(new URL(url).origin), 'code-server still answers after Ctrl+C');
+    assert.ok(backendUrl);
+    await assert.rejects(fetch(`${backendUrl}/healthz`), 'the training backend still answers after Ctrl+C');
   });
 });
