@@ -1,7 +1,9 @@
 // The Qwen2 decoder (transformers' Qwen2ForCausalLM) with LoRA, forward and backward on the CPU in Float32Array
 // kernels. Activations of the last sequence are kept in per-layer buffers that grow to the longest sequence seen
 // and are reused, so a training step allocates nothing in its hot loop. Only what is trainable gets a weight
-// gradient; frozen weights get input gradients only (through cached transposed copies).
+// gradient; frozen weights get input gradients only. Products go through `gemm` (op(A)·B with A read through
+// strides, the SIMD kernel for float32): a frozen weight W [out × in] is kept in both layouts, W for input
+// gradients (dy·W) and a cached Wᵀ for the forward (x·Wᵀ), and weight gradients read dyᵀ by strides.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoraTargetModule } from '../../../../common/api';
@@ -12,6 +14,7 @@ import {
   attentionBackward,
   attentionForward,
   crossEntropy,
+  gemm,
   gemmABt,
   rmsNormBackward,
   rmsNormForward,
@@ -92,14 +95,9 @@ interface Lora {
 /** Scratch buffers shared by all linears (sized to the largest need). */
 interface Scratch {
   rows: number;
-  /** transposed dy [out × rows] */
-  dyT: Float32Array;
-  /** transposed input [in × rows] */
-  xT: Float32Array;
-  /** r-sized work: scaled u, dU, their transposes */
+  /** r-sized work: scaled u, dU */
   us: Float32Array;
   dU: Float32Array;
-  rT: Float32Array;
   /** transposed LoRA matrices */
   bT: Float32Array;
   aT: Float32Array;
@@ -110,7 +108,7 @@ interface Scratch {
 class Linear {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
-  /** Wᵀ [in × out], for input gradients as dot products of contiguous rows; rebuilt when the weight may have moved. */
+  /** Wᵀ [in × out], the forward's B operand; rebuilt when the weight may have moved. */
   private wT: Float32Array | null = null;
   lora: Lora | null = null;
 
@@ -148,7 +146,9 @@ class Linear {
 
   /** y[rows × out] = x·Wᵀ + b (+ the LoRA branch; dropout drawn from rng when given). */
   forward(y: Float32Array, x: Float32Array, rows: number, s: Scratch, rng: Rng | null): void {
-    gemmABt(y, x, this.weight.data, rows, this.outDim, this.inDim, false);
+    // One row (token-by-token generation): dot products with W's contiguous rows need no transposed copy.
+    if (rows < 4) gemmABt(y, x, this.weight.data, rows, this.outDim, this.inDim, false);
+    else gemm(y, x, this.inDim, 1, this.transposed(), rows, this.outDim, this.inDim, false);
     if (this.bias) addBias(y, this.bias.data, rows, this.outDim);
     const l = this.lora;
     if (!l) return;
@@ -163,10 +163,12 @@ class Linear {
       }
       xin = l.xin;
     }
-    gemmABt(l.u, xin, l.a.data, rows, l.r, this.inDim, false);
+    transpose(s.aT, l.a.data, l.r, this.inDim);
+    gemm(l.u, xin, this.inDim, 1, s.aT, rows, l.r, this.inDim, false);
     const n = rows * l.r;
     for (let i = 0; i < n; i++) s.us[i] = l.u[i] * l.scale;
-    gemmABt(y, s.us, l.b.data, rows, this.outDim, l.r, true);
+    transpose(s.bT, l.b.data, this.outDim, l.r);
+    gemm(y, s.us, l.r, 1, s.bT, rows, this.outDim, l.r, true);
   }
 
   /**
@@ -177,35 +179,28 @@ class Linear {
   backward(dx: Float32Array | null, dy: Float32Array, x: Float32Array, rows: number, s: Scratch, dropped: boolean, accumulate: boolean): void {
     const { inDim, outDim } = this;
     const l = this.lora;
-    const trainW = this.weight.grad.length > 0;
-    if (trainW || l) transpose(s.dyT, dy, rows, outDim);
-    if (trainW) {
-      transpose(s.xT, x, rows, inDim);
-      gemmABt(this.weight.grad, s.dyT, s.xT, outDim, inDim, rows, true);
+    if (this.weight.grad.length > 0) {
+      // dW += dyᵀ · x (dyᵀ read through strides)
+      gemm(this.weight.grad, dy, 1, outDim, x, outDim, inDim, rows, true);
       if (this.bias) addColumnSums(this.bias.grad, dy, rows, outDim);
     }
-    if (dx) gemmABt(dx, dy, this.transposed(), rows, inDim, outDim, accumulate);
+    if (dx) gemm(dx, dy, outDim, 1, this.weight.data, rows, inDim, outDim, accumulate);
     if (!l) return;
     const r = l.r;
     const xin = dropped && l.dropout > 0 ? l.xin : x;
     // dB += scale · dyᵀ · u
     const n = rows * r;
     for (let i = 0; i < n; i++) s.us[i] = l.u[i] * l.scale;
-    transpose(s.rT, s.us, rows, r);
-    gemmABt(l.b.grad, s.dyT, s.rT, outDim, r, rows, true);
+    gemm(l.b.grad, dy, 1, outDim, s.us, outDim, r, rows, true);
     // dU = scale · dy · B ; dA += dUᵀ · xin
-    transpose(s.bT, l.b.data, outDim, r);
-    gemmABt(s.dU, dy, s.bT, rows, r, outDim, false);
+    gemm(s.dU, dy, outDim, 1, l.b.data, rows, r, outDim, false);
     for (let i = 0; i < n; i++) s.dU[i] *= l.scale;
-    transpose(s.rT, s.dU, rows, r);
-    transpose(s.xT, xin, rows, inDim);
-    gemmABt(l.a.grad, s.rT, s.xT, r, inDim, rows, true);
+    gemm(l.a.grad, s.dU, 1, r, xin, r, inDim, rows, true);
     if (!dx) return;
-    transpose(s.aT, l.a.data, r, inDim);
     if (xin === x) {
-      gemmABt(dx, s.dU, s.aT, rows, inDim, r, true);
+      gemm(dx, s.dU, r, 1, l.a.data, rows, inDim, r, true);
     } else {
-      gemmABt(s.dxin, s.dU, s.aT, rows, inDim, r, false);
+      gemm(s.dxin, s.dU, r, 1, l.a.data, rows, inDim, r, false);
       const m = rows * inDim;
       for (let i = 0; i < m; i++) dx[i] += s.dxin[i] * l.mask[i];
     }
@@ -341,7 +336,7 @@ export class Qwen2Model {
   private readonly headDim: number;
   private loraOptions: LoraOptions | null = null;
   private fullFineTuning = false;
-  /** Transposed LM head [hidden × vocab], for input gradients. */
+  /** Transposed LM head [hidden × vocab], for the logits' product. */
   private headT: Float32Array | null = null;
   private cos: Float64Array = new Float64Array(0);
   private sin: Float64Array = new Float64Array(0);
@@ -369,7 +364,7 @@ export class Qwen2Model {
     this.embed = parameter('model.embed_tokens.weight', [c.vocab_size, c.hidden_size]);
     this.finalNorm = parameter('model.norm.weight', [c.hidden_size]);
     this.lmHead = c.tie_word_embeddings ? null : parameter('lm_head.weight', [c.vocab_size, c.hidden_size]);
-    this.scratch = { rows: 0, dyT: new Float32Array(0), xT: new Float32Array(0), us: new Float32Array(0), dU: new Float32Array(0), rT: new Float32Array(0), bT: new Float32Array(0), aT: new Float32Array(0), dxin: new Float32Array(0) };
+    this.scratch = { rows: 0, us: new Float32Array(0), dU: new Float32Array(0), bT: new Float32Array(0), aT: new Float32Array(0), dxin: new Float32Array(0) };
   }
 
   /**
@@ -566,12 +561,8 @@ export class Qwen2Model {
     const maxDim = Math.max(c.hidden_size, c.intermediate_size);
     const r = this.loraOptions?.r ?? 0;
     s.rows = rows;
-    // dyT also holds the transposed LM-head gradient [vocab × rows].
-    s.dyT = new Float32Array(rows * Math.max(maxDim, c.vocab_size));
-    s.xT = new Float32Array(rows * maxDim);
     s.us = new Float32Array(rows * r);
     s.dU = new Float32Array(rows * r);
-    s.rT = new Float32Array(rows * r);
     s.bT = new Float32Array(r * maxDim);
     s.aT = new Float32Array(r * maxDim);
     s.dxin = new Float32Array(rows * maxDim);
@@ -685,6 +676,16 @@ export class Qwen2Model {
     return (this.lmHead ?? this.embed).data;
   }
 
+  /** The LM head transposed [hidden × vocab], the B operand of the logits' product; cached while frozen. */
+  private headTransposed(): Float32Array {
+    if (!this.headT) {
+      const c = this.config;
+      this.headT = new Float32Array(c.hidden_size * c.vocab_size);
+      transpose(this.headT, this.headWeight(), c.vocab_size, c.hidden_size);
+    }
+    return this.headT;
+  }
+
   /**
    * Final norm, then the LM head on the rows that have a label only (masked rows cost nothing), cross-entropy,
    * and with `lossScale` given the backward down through all layers.
@@ -701,7 +702,8 @@ export class Qwen2Model {
     }
     if (rows === 0) return { lossSum: 0, tokens: 0, correct: 0 };
     this.ensure(rows);
-    if (lossScale !== null && this.fullFineTuning) this.invalidateTransposes();
+    // Under full fine-tuning the weights move between calls; the transposed copies are rebuilt from them.
+    if (this.fullFineTuning) this.invalidateTransposes();
     const h = c.hidden_size;
     let n = 0;
     for (let t = 0; t + 1 < rows; t++) {
@@ -714,8 +716,7 @@ export class Qwen2Model {
     this.forwardLayers(ids, rng, null);
     rmsNormForward(this.hOut, this.rstdOut, this.xOut, this.finalNorm.data, rows, h, c.rms_norm_eps);
     for (let i = 0; i < n; i++) this.hSel.set(this.hOut.subarray(this.rowsSel[i] * h, this.rowsSel[i] * h + h), i * h);
-    const head = this.headWeight();
-    gemmABt(this.logitBuf, this.hSel, head, n, v, h, false);
+    gemm(this.logitBuf, this.hSel, h, 1, this.headTransposed(), n, v, h, false);
     const ce = crossEntropy(this.logitBuf, this.targets, n, v, lossScale === null ? null : this.dLogits, lossScale ?? 0);
     const sums = { lossSum: ce.lossSum, tokens: n, correct: ce.correct };
     if (lossScale === null) return sums;
@@ -732,16 +733,8 @@ export class Qwen2Model {
     const s = this.scratch;
     const headParam = this.lmHead ?? this.embed;
     // LM head: dh(selected rows) = dLogits · W, dW += dLogitsᵀ · h.
-    if (headParam.grad.length > 0) {
-      transpose(s.dyT, this.dLogits, n, v);
-      transpose(s.xT, this.hSel, n, h);
-      gemmABt(headParam.grad, s.dyT, s.xT, v, h, n, true);
-    }
-    if (!this.headT) {
-      this.headT = new Float32Array(h * v);
-      transpose(this.headT, this.headWeight(), v, h);
-    }
-    gemmABt(this.hSel, this.dLogits, this.headT, n, h, v, false);
+    if (headParam.grad.length > 0) gemm(headParam.grad, this.dLogits, 1, v, this.hSel, v, h, n, true);
+    gemm(this.hSel, this.dLogits, v, 1, headParam.data, n, h, v, false);
     g.dxn.fill(0, 0, rows * h);
     for (let i = 0; i < n; i++) g.dxn.set(this.hSel.subarray(i * h, i * h + h), this.rowsSel[i] * h);
     rmsNormBackward(g.dX, this.finalNorm.grad.length > 0 ? this.finalNorm.grad : null, g.dxn, this.xOut, this.finalNorm.data, this.rstdOut, rows, h, false);
@@ -807,9 +800,11 @@ export class Qwen2Model {
     const out = new Float32Array(rows * c.vocab_size);
     if (rows === 0) return out;
     this.ensure(rows);
+    if (this.fullFineTuning) this.invalidateTransposes();
     this.forwardLayers(ids, null, null);
     rmsNormForward(this.hOut, this.rstdOut, this.xOut, this.finalNorm.data, rows, c.hidden_size, c.rms_norm_eps);
-    gemmABt(out, this.hOut, this.headWeight(), rows, c.vocab_size, c.hidden_size, false);
+    if (rows < 4) gemmABt(out, this.hOut, this.headWeight(), rows, c.vocab_size, c.hidden_size, false);
+    else gemm(out, this.hOut, c.hidden_size, 1, this.headTransposed(), rows, c.vocab_size, c.hidden_size, false);
     return out;
   }
 
@@ -833,6 +828,7 @@ export class Qwen2Model {
     const h = c.hidden_size;
     const rows = ids.length;
     this.ensure(rows);
+    if (this.fullFineTuning) this.invalidateTransposes();
     this.ensureRope(cache.length + rows);
     if (this.attnScratch.length < cache.length + rows + this.headDim) this.attnScratch = new Float64Array(cache.maxLength + this.headDim);
     this.forwardLayers(ids, null, cache);
