@@ -1,4 +1,3 @@
-// Proposed test/engine.simd.test.ts (not committed: test/ is not among the files this change owns).
 // The WebAssembly SIMD kernels against the scalar float64 paths of the same exported functions: products with
 // every stride form, odd shapes, accumulation and sliced reductions; causal GQA attention forward and backward;
 // SwiGLU; and the vectorised exp over its whole range.
