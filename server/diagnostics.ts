@@ -1,5 +1,6 @@
 import { type Diagnostic, DiagnosticSeverity } from 'vscode-languageserver';
 import type { LineFinding } from '../common/dataset/codes';
+import { findingMessage, t } from './l10n';
 
 /** The `source` of every diagnostic this server publishes. */
 export const DIAGNOSTIC_SOURCE = 'finetune';
@@ -14,7 +15,7 @@ export function toDiagnostic(line: number, f: LineFinding): Diagnostic {
     severity: f.severity === 'error' ? DiagnosticSeverity.Error : DiagnosticSeverity.Warning,
     code: f.code,
     source: DIAGNOSTIC_SOURCE,
-    message: f.message,
+    message: findingMessage(f),
   };
 }
 
@@ -43,9 +44,7 @@ export function cappedDiagnostics(source: FindingSource, total: number, cap: num
       severity: DiagnosticSeverity.Information,
       code: SUMMARY_CODE,
       source: DIAGNOSTIC_SOURCE,
-      message:
-        `${hidden} more finding${hidden === 1 ? ' is' : 's are'} not shown: at most ${cap} diagnostics are shown per file ` +
-        `(setting finetune.dataset.maxDiagnostics). The status bar and "Finetune: Show Dataset Statistics" count all ${total}.`,
+      message: t(hidden === 1 ? 'server/more-findings' : 'server/more-findings/plural', hidden, cap, total),
       data: { hidden, total },
     });
   }

@@ -8,6 +8,7 @@ import { lineHash } from '../common/dataset/hash';
 import type { DatasetStatistics } from '../common/lspProtocol';
 import { cappedDiagnostics } from './diagnostics';
 import { type ClientSink, describe } from './documentService';
+import { t } from './l10n';
 import type { ServerSettings } from './settings';
 import { buildStatistics, IntList } from './statistics';
 import { MAX_COUNTED_LENGTH, type TokenCounter } from './tokenCounter';
@@ -168,10 +169,7 @@ export class DiskDatasetService {
     } catch {
       // The check itself reports a file that cannot be read.
     }
-    this.sink.showInfo(
-      `${basename(file.path)}${size} is too large for VS Code to share with extensions, so Finetune Studio checks it from disk ` +
-        'and again each time it changes there. Live checking as you type is off for this file.',
-    );
+    this.sink.showInfo(t('server/too-large', basename(file.path), size));
   }
 
   /** Re-checks on changes on disk. The folder is watched, since saves often replace the file (a rename). */

@@ -13,6 +13,7 @@ import type { ConvertDatasetResult, DatasetStatistics, DatasetStatus, VisibleRan
 import { DatasetDocument } from './datasetDocument';
 import { cappedDiagnostics } from './diagnostics';
 import { lineHover } from './hover';
+import { t } from './l10n';
 import { collectGarbage } from './memory';
 import { KIND_EXAMPLE } from './lineModel';
 import { codeActions, convertAll, documentEdit, type EditOptions } from './quickFixes';
@@ -158,7 +159,7 @@ export class DocumentService {
     if (!entry) return { converted: 0, unrecognised: 0 };
     const { edits, converted, unrecognised } = convertAll(entry.doc);
     if (edits.length === 0) return { converted: 0, unrecognised };
-    const applied = await this.sink.applyEdit('Convert dataset to messages form', documentEdit(entry.doc, edits, this.editOptions()));
+    const applied = await this.sink.applyEdit(t('fix/convert-dataset'), documentEdit(entry.doc, edits, this.editOptions()));
     return applied ? { converted, unrecognised } : { converted: 0, unrecognised: unrecognised + converted };
   }
 

@@ -2,6 +2,7 @@ import { type Hover, MarkupKind } from 'vscode-languageserver';
 import { describeConversation, isJsonObject } from '../common/dataset/convert';
 import type { DatasetDocument } from './datasetDocument';
 import { KIND_BLANK, KIND_EXAMPLE, TOKENS_FAILED, TOKENS_NONE, TOKENS_PENDING, TOKENS_SKIPPED } from './lineModel';
+import { findingMessage, t } from './l10n';
 import { MAX_COUNTED_LENGTH, type TokenizerState } from './tokenCounter';
 
 const number = (n: number): string => n.toLocaleString('en-US');
@@ -20,20 +21,20 @@ export function lineHover(doc: DatasetDocument, lineNumber: number, tokenizer: T
   const parts: string[] = [];
   const length = doc.model.length(line);
   if (line.kind === KIND_BLANK) {
-    parts.push('**Blank line**: not an example.');
+    parts.push(t('hover/blank'));
   } else if (line.kind === KIND_EXAMPLE) {
     parts.push(describeExample(doc, lineNumber, length));
     if (line.errors > 0) {
-      parts.push('Not used for training: the example has errors.');
+      parts.push(t('hover/has-errors'));
     } else {
       parts.push(tokenText(doc, line.tokens, line.trained, tokenizer));
     }
   } else {
-    parts.push('**Not an example**: training cannot use this line.');
+    parts.push(t('hover/not-example'));
   }
   const findings = doc.findingsOf(line);
   if (findings.length > 0) {
-    parts.push(findings.map((f) => `- ${f.severity === 'error' ? '❌' : '⚠️'} \`${f.code}\` ${escapeMarkdown(f.message)}`).join('\n'));
+    parts.push(findings.map((f) => `- ${f.severity === 'error' ? '❌' : '⚠️'} \`${f.code}\` ${escapeMarkdown(findingMessage(f))}`).join('\n'));
   }
   return {
     contents: { kind: MarkupKind.Markdown, value: parts.join('\n\n') },
@@ -43,30 +44,30 @@ export function lineHover(doc: DatasetDocument, lineNumber: number, tokenizer: T
 
 function describeExample(doc: DatasetDocument, lineNumber: number, length: number): string {
   const line = doc.model.line(lineNumber);
-  if (!line || length > MAX_PARSED_LENGTH) return `**Example** of ${line?.messages ?? 0} messages`;
+  if (!line || length > MAX_PARSED_LENGTH) return t('hover/example-of', line?.messages ?? 0);
   let value: unknown;
   try {
     value = JSON.parse(doc.model.jsonText(line));
   } catch {
-    return `**Example** of ${line.messages} messages`;
+    return t('hover/example-of', line.messages);
   }
   const messages = isJsonObject(value) && Array.isArray(value.messages) ? value.messages : [];
   const { roles, turns } = describeConversation(messages);
-  return `**Example**: ${roles}, ${turns} turn${turns === 1 ? '' : 's'}`;
+  return t(turns === 1 ? 'hover/example-turn' : 'hover/example-turns', roles, turns);
 }
 
 function tokenText(doc: DatasetDocument, tokens: number, trained: number, tokenizer: TokenizerState): string {
   const max = doc.maxSequenceLength;
-  if (!doc.countsTokens || tokens === TOKENS_NONE) return 'Tokens: not counted (setting `finetune.dataset.countTokens` is off).';
-  if (tokenizer === 'failed') return 'Tokens: not counted (the Qwen2.5 tokenizer could not be loaded; see the server log).';
-  if (tokens === TOKENS_PENDING) return 'Tokens: counting…';
-  if (tokens === TOKENS_SKIPPED) return `Tokens: not counted (the line is over ${number(MAX_COUNTED_LENGTH)} characters).`;
-  if (tokens === TOKENS_FAILED) return 'Tokens: not counted (the tokenizer could not read the line; see the server log).';
-  const counts = `**${number(tokens)} tokens** (${number(trained)} trained)`;
+  if (!doc.countsTokens || tokens === TOKENS_NONE) return t('hover/tokens-off');
+  if (tokenizer === 'failed') return t('hover/tokenizer-failed');
+  if (tokens === TOKENS_PENDING) return t('hover/counting');
+  if (tokens === TOKENS_SKIPPED) return t('hover/too-long-to-count', number(MAX_COUNTED_LENGTH));
+  if (tokens === TOKENS_FAILED) return t('hover/count-failed');
+  const counts = t('hover/counts', number(tokens), number(trained));
   if (tokens > max) {
-    return `${counts}: **truncated** to the maximum sequence length of ${number(max)}; training drops the last ${number(tokens - max)} tokens.`;
+    return t('hover/truncated', counts, number(max), number(tokens - max));
   }
-  return `${counts}: fits in the maximum sequence length of ${number(max)}.`;
+  return t('hover/fits', counts, number(max));
 }
 
 /** Keeps a finding's message from being read as markup. */

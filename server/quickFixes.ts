@@ -21,6 +21,7 @@ import {
 } from '../common/dataset/convert';
 import type { DatasetDocument } from './datasetDocument';
 import { toDiagnostic } from './diagnostics';
+import { t } from './l10n';
 import { KIND_BROKEN, type Line } from './lineModel';
 
 /** The server command that converts a whole file (the source action runs it; `workspace/executeCommand`). */
@@ -109,9 +110,9 @@ export function codeActions(doc: DatasetDocument, params: CodeActionParams, opti
   const convertible = doc.counts().byCode['messages-missing'];
   if (convertible > 0 && wants(params, CONVERT_SOURCE_KIND)) {
     actions.push({
-      title: 'Convert every ShareGPT or Alpaca line of the file to messages form',
+      title: t('fix/convert-all'),
       kind: CONVERT_SOURCE_KIND,
-      command: { title: 'Convert dataset to messages form', command: CONVERT_COMMAND, arguments: [doc.uri] },
+      command: { title: t('fix/convert-dataset'), command: CONVERT_COMMAND, arguments: [doc.uri] },
     });
   }
   return actions;
@@ -138,10 +139,10 @@ function lineFixes(doc: DatasetDocument, line: Line, n: number, params: CodeActi
   for (const f of findings) {
     switch (f.code) {
       case 'line-blank':
-        fix('Remove the blank line', f, removeLine(doc, line, n), true);
+        fix(t('fix/remove-blank'), f, removeLine(doc, line, n), true);
         break;
       case 'duplicate':
-        fix(`Remove the duplicate line (a copy of line ${(f.data ?? 0) + 1})`, f, removeLine(doc, line, n), true);
+        fix(t('fix/remove-duplicate', (f.data ?? 0) + 1), f, removeLine(doc, line, n), true);
         break;
       case 'system-not-first': {
         const obj = value();
@@ -149,19 +150,19 @@ function lineFixes(doc: DatasetDocument, line: Line, n: number, params: CodeActi
         if (!obj || index === undefined) break;
         const moved = moveSystemToFront(obj, index);
         if (moved) {
-          fix('Move the system message to the front', f, replaceLine(doc, line, n, moved), true);
+          fix(t('fix/move-system'), f, replaceLine(doc, line, n, moved), true);
         } else {
           const merged = mergeSystemIntoFirst(obj, index);
-          if (merged) fix('Merge this system message into the first one', f, replaceLine(doc, line, n, merged), true);
+          if (merged) fix(t('fix/merge-system'), f, replaceLine(doc, line, n, merged), true);
         }
         const dropped = dropMessage(obj, index);
-        if (dropped) fix('Remove this system message', f, replaceLine(doc, line, n, dropped), false);
+        if (dropped) fix(t('fix/remove-system'), f, replaceLine(doc, line, n, dropped), false);
         break;
       }
       case 'role-order': {
         const obj = value();
         const fixed = obj ? appendAssistantReply(obj) : undefined;
-        if (fixed) fix('Add an empty assistant reply after the last user message', f, replaceLine(doc, line, n, fixed), true);
+        if (fixed) fix(t('fix/add-reply'), f, replaceLine(doc, line, n, fixed), true);
         break;
       }
       case 'messages-missing': {
@@ -169,13 +170,13 @@ function lineFixes(doc: DatasetDocument, line: Line, n: number, params: CodeActi
         const converted = obj ? toMessagesForm(obj) : undefined;
         if (!converted) break;
         const name = converted.form === 'sharegpt' ? 'ShareGPT' : 'Alpaca';
-        fix(`Convert this ${name} line to messages form`, f, replaceLine(doc, line, n, converted.value), true);
+        fix(t('fix/convert-line', name), f, replaceLine(doc, line, n, converted.value), true);
         if (doc.counts().byCode['messages-missing'] > 1) {
           out.push({
-            title: 'Convert every ShareGPT or Alpaca line of the file to messages form',
+            title: t('fix/convert-all'),
             kind: CodeActionKind.QuickFix,
             diagnostics: [diagnosticFor(params, n, f)],
-            command: { title: 'Convert dataset to messages form', command: CONVERT_COMMAND, arguments: [doc.uri] },
+            command: { title: t('fix/convert-dataset'), command: CONVERT_COMMAND, arguments: [doc.uri] },
           });
         }
         break;

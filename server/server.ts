@@ -19,6 +19,7 @@ import {
 } from '../common/lspProtocol';
 import { DiskDatasetService } from './diskCheck';
 import { type ClientSink, describe, DocumentService } from './documentService';
+import { chooseLocale } from './l10n';
 import { CONVERT_COMMAND, CONVERT_SOURCE_KIND } from './quickFixes';
 import { ConfigurationService, DEFAULT_SETTINGS, SETTINGS_SECTION } from './settings';
 import { TokenCounter } from './tokenCounter';
@@ -104,6 +105,9 @@ export function wireServer(connection: Connection): void {
   process.on('unhandledRejection', (error) => sink.error(`Unhandled rejection: ${describe(error)}`));
 
   connection.onInitialize((params): InitializeResult => {
+    // Once, before any document arrives: every message from here on is in this language.
+    // (Not logged here: a notification before the initialize answer confuses minimal clients.)
+    chooseLocale(params.locale, process.env);
     const workspace = params.capabilities.workspace;
     documentChanges = workspace?.workspaceEdit?.documentChanges === true;
     configuration.initialize(

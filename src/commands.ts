@@ -13,22 +13,25 @@ export type CommandFactory = (ctx: Ctx) => (...args: unknown[]) => unknown;
  */
 export const commandFactories: Readonly<Record<string, CommandFactory>> = {
   'finetune.showDatasetStatistics': (ctx) => async (uri?: unknown) => {
-    const target = await chooseDataset(uri, 'Which dataset?');
+    const target = await chooseDataset(uri, vscode.l10n.t('Which dataset?'));
     if (target !== undefined) ctx.statistics.show(target);
   },
 
   'finetune.convertDataset': (ctx) => async (uri?: unknown) => {
-    const target = await chooseDataset(uri, 'Convert which dataset?');
+    const target = await chooseDataset(uri, vscode.l10n.t('Convert which dataset?'));
     if (target === undefined) return;
     // The server edits the open document through workspace/applyEdit: a file VS Code does not sync has none.
     if (!isSynced(target)) {
       throw new DatasetClientError(
         'too-large',
-        `${baseName(target.toString())} is too large for VS Code to share with extensions, so it cannot be converted in the editor.`,
+        vscode.l10n.t(
+          '{0} is too large for VS Code to share with extensions, so it cannot be converted in the editor.',
+          baseName(target.toString()),
+        ),
       );
     }
     const result = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Converting ${baseName(target.toString())}…` },
+      { location: vscode.ProgressLocation.Notification, title: vscode.l10n.t('Converting {0}…', baseName(target.toString())) },
       () => ctx.client.convert(target),
     );
     void vscode.window.showInformationMessage(convertSummary(result));

@@ -70,8 +70,9 @@ export class Ctx {
 
   /** An error message with the one action that helps: the logs. */
   showError(message: string): void {
-    void vscode.window.showErrorMessage(`Finetune Studio: ${message}`, 'Show Logs').then((action) => {
-      if (action !== undefined) this.log.show(true);
+    const showLogs = vscode.l10n.t('Show Logs');
+    void vscode.window.showErrorMessage(vscode.l10n.t('Finetune Studio: {0}', message), showLogs).then((action) => {
+      if (action === showLogs) this.log.show(true);
     });
   }
 }

@@ -128,7 +128,7 @@ export class DatasetClient implements vscode.Disposable {
   start(): Promise<LanguageClient> {
     this.lazyStart?.dispose();
     this.lazyStart = undefined;
-    if (this.disposed) return Promise.reject(new DatasetClientError('not-running', 'The extension is shutting down.'));
+    if (this.disposed) return Promise.reject(new DatasetClientError('not-running', vscode.l10n.t('The extension is shutting down.')));
     if (this.connection !== undefined) return this.connection.started;
     return this.connect();
   }
@@ -174,7 +174,7 @@ export class DatasetClient implements vscode.Disposable {
   /** `dataset/statistics` for one dataset; null when the server does not know it (yet). */
   async statistics(uri: vscode.Uri): Promise<DatasetStatistics | null> {
     const params = { uri: uri.toString() };
-    const result: unknown = await this.request('Dataset statistics', STATISTICS_TIMEOUT_MS, (client, token) =>
+    const result: unknown = await this.request(vscode.l10n.t('Dataset statistics'), STATISTICS_TIMEOUT_MS, (client, token) =>
       client.sendRequest(DatasetStatisticsRequest.type, params, token),
     );
     if (result === null || isDatasetStatistics(result)) return result;
@@ -184,7 +184,7 @@ export class DatasetClient implements vscode.Disposable {
   /** `dataset/convert`: the server rewrites ShareGPT and Alpaca lines of an open document into messages form. */
   async convert(uri: vscode.Uri): Promise<ConvertDatasetResult> {
     const params = { uri: uri.toString() };
-    const result: unknown = await this.request('Converting the dataset', CONVERT_TIMEOUT_MS, (client, token) =>
+    const result: unknown = await this.request(vscode.l10n.t('Converting the dataset'), CONVERT_TIMEOUT_MS, (client, token) =>
       client.sendRequest(ConvertDatasetRequest.type, params, token),
     );
     if (isConvertDatasetResult(result)) return result;
@@ -241,7 +241,7 @@ export class DatasetClient implements vscode.Disposable {
       return Promise.reject(
         new DatasetClientError(
           'server-missing',
-          `The dataset language server is missing (${serverModule}). Build the extension with "npm run build".`,
+          vscode.l10n.t('The dataset language server is missing ({0}). Build the extension with "npm run build".', serverModule),
         ),
       );
     }
@@ -255,14 +255,16 @@ export class DatasetClient implements vscode.Disposable {
       // otherwise restart it four more times behind the failed start.
       closed: async () => {
         if (!everRunning || defaults === undefined) {
-          return { action: CloseAction.DoNotRestart, message: 'The dataset language server exited while starting.', handled: true };
+          return { action: CloseAction.DoNotRestart, message: vscode.l10n.t('The dataset language server exited while starting.'), handled: true };
         }
         const result = await defaults.closed();
         return result.action === CloseAction.DoNotRestart
           ? {
               ...result,
-              message:
-                `The dataset language server crashed ${MAX_RESTARTS + 1} times in 3 minutes and was not restarted. Run "Finetune: Restart Dataset Language Server" to try again.`,
+              message: vscode.l10n.t(
+                'The dataset language server crashed {0} times in 3 minutes and was not restarted. Run "Finetune: Restart Dataset Language Server" to try again.',
+                MAX_RESTARTS + 1,
+              ),
             }
           : result;
       },
@@ -290,7 +292,7 @@ export class DatasetClient implements vscode.Disposable {
     );
     this.deps.log.info(`Starting the dataset language server: ${serverModule}`);
     const failed = (reason: unknown): DatasetClientError =>
-      new DatasetClientError('start-failed', `The dataset language server did not start: ${describeError(reason)}`, {
+      new DatasetClientError('start-failed', vscode.l10n.t('The dataset language server did not start: {0}', describeError(reason)), {
         cause: reason,
       });
     const started = client.start().then(
@@ -298,7 +300,7 @@ export class DatasetClient implements vscode.Disposable {
         starting = false;
         // When the server exits during `initialize`, the library's start() resolves instead of rejecting (it
         // returns a start promise that its close handler has already cleared): only the state tells.
-        if (!client.isRunning()) throw failed('it exited during initialization (see the logs).');
+        if (!client.isRunning()) throw failed(vscode.l10n.t('it exited during initialization (see the logs).'));
         return client;
       },
       (error: unknown) => {
@@ -360,7 +362,9 @@ export class DatasetClient implements vscode.Disposable {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         cancel.cancel();
-        reject(new DatasetClientError('timeout', `${what}: the language server did not answer in ${timeoutMs / 1000} s.`));
+        reject(
+          new DatasetClientError('timeout', vscode.l10n.t('{0}: the language server did not answer in {1} s.', what, timeoutMs / 1000)),
+        );
       }, timeoutMs);
     });
     try {
@@ -368,7 +372,7 @@ export class DatasetClient implements vscode.Disposable {
     } catch (error) {
       if (DatasetClientError.is(error)) throw error;
       const reason = client.isRunning() ? 'request-failed' : 'not-running';
-      throw new DatasetClientError(reason, `${what} failed: ${describeError(error)}`, { cause: error });
+      throw new DatasetClientError(reason, vscode.l10n.t('{0} failed: {1}', what, describeError(error)), { cause: error });
     } finally {
       clearTimeout(timer);
       cancel.dispose();
@@ -413,5 +417,12 @@ class DatasetLanguageClient extends LanguageClient {
 
 /** The error for an answer that does not have the declared shape. */
 function protocolError(method: string, result: unknown): DatasetClientError {
-  return new DatasetClientError('protocol', `The language server's answer to ${method} does not have the expected shape: ${JSON.stringify(result)?.slice(0, 200)}`);
+  return new DatasetClientError(
+    'protocol',
+    vscode.l10n.t(
+      "The language server's answer to {0} does not have the expected shape: {1}",
+      method,
+      JSON.stringify(result)?.slice(0, 200) ?? String(result),
+    ),
+  );
 }

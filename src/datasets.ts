@@ -70,7 +70,7 @@ export async function chooseDataset(given: unknown, placeHolder: string): Promis
   if (active !== undefined) return active;
   const open = openDatasetUris();
   if (open.length === 0) {
-    throw new DatasetClientError('no-dataset', 'Open a .jsonl dataset first.');
+    throw new DatasetClientError('no-dataset', vscode.l10n.t('Open a .jsonl dataset first.'));
   }
   if (open.length === 1) return open[0];
   const picked = await vscode.window.showQuickPick(

@@ -1,6 +1,7 @@
-import type * as vscode from 'vscode';
+import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { Ctx } from './ctx';
+import { useTranslator } from './l10n';
 import type { StatusBarView } from './statusBar';
 
 /** What `activate` returns to other extensions and to the in-host tests. */
@@ -15,6 +16,8 @@ let ctx: Ctx | undefined;
  * when the first dataset opens.
  */
 export function activate(context: vscode.ExtensionContext): FinetuneApi {
+  // The pure modules (status-bar text, statistics HTML) translate through this from now on.
+  useTranslator(vscode.l10n, vscode.env.language);
   ctx = new Ctx(context);
   registerCommands(ctx);
   ctx.client.startWhenDatasetOpens();

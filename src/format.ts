@@ -3,6 +3,8 @@
  * the unit tests run under plain Node.
  */
 
+import { l10n } from './l10n';
+
 // A fixed locale keeps the status bar and the tests stable; the numbers are counts, not prose.
 const grouped = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const oneDecimal = new Intl.NumberFormat('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
@@ -65,8 +67,12 @@ export function baseName(uri: string): string {
 
 /** What the "Convert Dataset to Messages Format" command tells the user, from `dataset/convert`'s answer. */
 export function convertSummary(result: { converted: number; unrecognised: number }): string {
+  const u = result.unrecognised;
   const left =
-    result.unrecognised > 0 ? ` ${plural(result.unrecognised, 'line')} left unchanged: form not recognised.` : '';
-  if (result.converted === 0) return `Nothing converted: no line is in ShareGPT or Alpaca form.${left}`;
-  return `Converted ${plural(result.converted, 'line')} to messages format.${left}`;
+    u === 0
+      ? ''
+      : ` ${u === 1 ? l10n.t('1 line left unchanged: form not recognised.') : l10n.t('{0} lines left unchanged: form not recognised.', formatCount(u))}`;
+  const c = result.converted;
+  if (c === 0) return l10n.t('Nothing converted: no line is in ShareGPT or Alpaca form.') + left;
+  return (c === 1 ? l10n.t('Converted 1 line to messages format.') : l10n.t('Converted {0} lines to messages format.', formatCount(c))) + left;
 }

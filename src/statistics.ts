@@ -50,7 +50,7 @@ export class StatisticsPanels implements vscode.Disposable {
     }
     const webviewPanel = vscode.window.createWebviewPanel(
       StatisticsPanels.viewType,
-      `Statistics: ${baseName(key)}`,
+      vscode.l10n.t('Statistics: {0}', baseName(key)),
       { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
       {
         enableScripts: false,
@@ -89,7 +89,7 @@ class StatisticsPanel {
     private readonly panel: vscode.WebviewPanel,
     private readonly deps: StatisticsPanelsDeps,
   ) {
-    this.render(renderMessageHtml(baseName(uri.toString()), 'Checking the dataset…', this.page()));
+    this.render(renderMessageHtml(baseName(uri.toString()), vscode.l10n.t('Checking the dataset…'), this.page()));
     this.viewState = panel.onDidChangeViewState(() => {
       if (panel.visible && this.stale) this.scheduleRefresh();
     });
@@ -128,7 +128,7 @@ class StatisticsPanel {
         this.render(
           renderMessageHtml(
             name,
-            'The language server has no statistics for this file yet. They appear here as soon as its check is done.',
+            vscode.l10n.t('The language server has no statistics for this file yet. They appear here as soon as its check is done.'),
             this.page(),
           ),
         );
@@ -138,7 +138,7 @@ class StatisticsPanel {
       }
     } catch (error) {
       this.deps.log.error(`Dataset statistics for ${this.uri.toString()}: ${describeError(error)}`);
-      if (!this.disposed) this.render(renderMessageHtml(name, `No statistics: ${describeError(error)}`, this.page()));
+      if (!this.disposed) this.render(renderMessageHtml(name, vscode.l10n.t('No statistics: {0}', describeError(error)), this.page()));
     } finally {
       this.inFlight = false;
     }

@@ -1,6 +1,7 @@
 import { FINDING_CODES, SEVERITY, type FindingCode } from '../common/dataset/codes';
 import type { DatasetStatistics, Distribution } from '../common/lspProtocol';
-import { baseName, formatCount, formatMean, plural } from './format';
+import { baseName, formatCount, formatMean } from './format';
+import { displayLanguage, l10n } from './l10n';
 
 /**
  * The HTML of the "Dataset Statistics" webview, as pure functions of the statistics, so that what the panel
@@ -35,14 +36,14 @@ export function renderStatisticsHtml(stats: DatasetStatistics, page: StatisticsP
   const counting = options.countTokens && (options.counting ?? stats.tokenizedExamples < stats.validExamples);
   const body = [
     `<header><h1>${esc(name)}</h1><p class="muted">${esc(describeUri(stats.uri))}</p>`,
-    `<p class="muted">${stats.live ? 'Checked as you type.' : 'Checked from disk: the file is too large for VS Code to share with extensions, so it is re-checked whenever it changes on disk.'}</p></header>`,
+    `<p class="muted">${esc(stats.live ? l10n.t('Checked as you type.') : l10n.t('Checked from disk: the file is too large for VS Code to share with extensions, so it is re-checked whenever it changes on disk.'))}</p></header>`,
     counting ? countingNotice(stats) : '',
     summarySection(stats),
     findingsSection(stats),
     distributionsSection(stats, options, counting),
     options.countTokens ? trainingSection(stats, counting) : '',
   ].join('\n');
-  return document(`Statistics: ${name}`, body, page);
+  return document(l10n.t('Statistics: {0}', name), body, page);
 }
 
 /** A page with one message instead of statistics: the server is starting, does not know the file, or failed. */
@@ -59,7 +60,7 @@ function document(title: string, body: string, page: StatisticsPage): string {
     `script-src 'nonce-${page.nonce}'`,
   ].join('; ');
   return `<!DOCTYPE html>
-<html lang="en">
+<html lang="${attr(displayLanguage())}">
 <head>
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${attr(csp)}">
@@ -76,25 +77,33 @@ ${body}
 
 function countingNotice(stats: DatasetStatistics): string {
   return `<section class="notice" aria-live="polite">
-<p>Counting tokens: ${formatCount(stats.tokenizedExamples)} of ${plural(stats.validExamples, 'valid example')} so far. Token figures below cover those and grow as counting goes on.</p>
+<p>${esc(countingText(stats))}</p>
 <progress value="${num(stats.tokenizedExamples)}" max="${num(Math.max(stats.validExamples, 1))}"></progress>
 </section>`;
 }
 
+function countingText(stats: DatasetStatistics): string {
+  const done = formatCount(stats.tokenizedExamples);
+  const valid = formatCount(stats.validExamples);
+  return stats.validExamples === 1
+    ? l10n.t('Counting tokens: {0} of 1 valid example so far. Token figures below cover those and grow as counting goes on.', done)
+    : l10n.t('Counting tokens: {0} of {1} valid examples so far. Token figures below cover those and grow as counting goes on.', done, valid);
+}
+
 function summarySection(stats: DatasetStatistics): string {
   const rows: [string, number, string][] = [
-    ['Lines', stats.lines, ''],
-    ['Examples', stats.examples, ''],
-    ['Valid examples', stats.validExamples, 'without errors: what training uses'],
-    ['Blank lines', stats.blank, ''],
-    ['Errors', stats.errors, ''],
-    ['Warnings', stats.warnings, ''],
+    [l10n.t('Lines'), stats.lines, ''],
+    [l10n.t('Examples'), stats.examples, ''],
+    [l10n.t('Valid examples'), stats.validExamples, l10n.t('without errors: what training uses')],
+    [l10n.t('Blank lines'), stats.blank, ''],
+    [l10n.t('Errors'), stats.errors, ''],
+    [l10n.t('Warnings'), stats.warnings, ''],
   ];
   return `<section>
-<h2>Counts</h2>
+<h2>${esc(l10n.t('Counts'))}</h2>
 <table class="counts">
 <tbody>
-${rows.map(([label, value, note]) => `<tr><th scope="row">${label}</th><td class="num">${formatCount(value)}</td><td class="muted">${note}</td></tr>`).join('\n')}
+${rows.map(([label, value, note]) => `<tr><th scope="row">${esc(label)}</th><td class="num">${formatCount(value)}</td><td class="muted">${esc(note)}</td></tr>`).join('\n')}
 </tbody>
 </table>
 </section>`;
@@ -105,13 +114,15 @@ function findingsSection(stats: DatasetStatistics): string {
   const found = FINDING_CODES.filter((code) => (byCode[code] ?? 0) > 0).sort(
     (a, b) => severityRank(a) - severityRank(b) || FINDING_CODES.indexOf(a) - FINDING_CODES.indexOf(b),
   );
-  if (found.length === 0) return `<section>\n<h2>Findings</h2>\n<p>No errors or warnings.</p>\n</section>`;
+  const heading = `<h2>${esc(l10n.t('Findings'))}</h2>`;
+  if (found.length === 0) return `<section>\n${heading}\n<p>${esc(l10n.t('No errors or warnings.'))}</p>\n</section>`;
+  const severity = (code: FindingCode): string => esc(SEVERITY[code] === 'error' ? l10n.t('error') : l10n.t('warning'));
   return `<section>
-<h2>Findings</h2>
+${heading}
 <table class="findings">
-<thead><tr><th scope="col">Code</th><th scope="col">Severity</th><th scope="col" class="num">Count</th></tr></thead>
+<thead><tr><th scope="col">${esc(l10n.t('Code'))}</th><th scope="col">${esc(l10n.t('Severity'))}</th><th scope="col" class="num">${esc(l10n.t('Count'))}</th></tr></thead>
 <tbody>
-${found.map((code) => `<tr class="${SEVERITY[code]}"><td><code>${code}</code></td><td><span class="severity ${SEVERITY[code]}">${SEVERITY[code]}</span></td><td class="num">${formatCount(byCode[code] ?? 0)}</td></tr>`).join('\n')}
+${found.map((code) => `<tr class="${SEVERITY[code]}"><td><code>${code}</code></td><td><span class="severity ${SEVERITY[code]}">${severity(code)}</span></td><td class="num">${formatCount(byCode[code] ?? 0)}</td></tr>`).join('\n')}
 </tbody>
 </table>
 </section>`;
@@ -122,19 +133,21 @@ function severityRank(code: FindingCode): number {
 }
 
 function distributionsSection(stats: DatasetStatistics, options: StatisticsOptions, counting: boolean): string {
-  const soFar = counting ? ' <span class="muted">(so far)</span>' : '';
-  const rows: [string, Distribution | undefined][] = [['Messages per example', stats.messagesPerExample]];
+  const soFar = counting ? ` <span class="muted">${esc(l10n.t('(so far)'))}</span>` : '';
+  const rows: [string, Distribution | undefined][] = [[esc(l10n.t('Messages per example')), stats.messagesPerExample]];
   if (options.countTokens) {
-    rows.push([`Tokens per example${soFar}`, stats.tokensPerExample]);
-    rows.push([`Trained tokens per example${soFar}`, stats.trainedTokensPerExample]);
+    rows.push([`${esc(l10n.t('Tokens per example'))}${soFar}`, stats.tokensPerExample]);
+    rows.push([`${esc(l10n.t('Trained tokens per example'))}${soFar}`, stats.trainedTokensPerExample]);
   }
+  const setting = 'finetune.dataset.countTokens';
   const note = options.countTokens
-    ? '<p class="muted">Over valid examples. Tokens as the Qwen2.5 chat template renders the conversation; trained tokens are what the assistant says, the only tokens the loss is taken on.</p>'
-    : '<p class="muted">Over valid examples. Token counting is off (setting <code>finetune.dataset.countTokens</code>).</p>';
+    ? `<p class="muted">${esc(l10n.t('Over valid examples. Tokens as the Qwen2.5 chat template renders the conversation; trained tokens are what the assistant says, the only tokens the loss is taken on.'))}</p>`
+    : `<p class="muted">${esc(l10n.t('Over valid examples. Token counting is off (setting {0}).', setting)).replace(setting, `<code>${setting}</code>`)}</p>`;
+  const columns = [l10n.t('Examples'), l10n.t('Min'), l10n.t('P5'), l10n.t('Median'), l10n.t('Mean'), l10n.t('P95'), l10n.t('Max')];
   return `<section>
-<h2>Distributions</h2>
+<h2>${esc(l10n.t('Distributions'))}</h2>
 <table class="distributions">
-<thead><tr><th scope="col"></th><th scope="col" class="num">Examples</th><th scope="col" class="num">Min</th><th scope="col" class="num">P5</th><th scope="col" class="num">Median</th><th scope="col" class="num">Mean</th><th scope="col" class="num">P95</th><th scope="col" class="num">Max</th></tr></thead>
+<thead><tr><th scope="col"></th>${columns.map((c) => `<th scope="col" class="num">${esc(c)}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows.map(([label, d]) => distributionRow(label, d)).join('\n')}
 </tbody>
@@ -145,7 +158,7 @@ ${note}
 
 function distributionRow(label: string, d: Distribution | undefined): string {
   if (d === undefined || !(d.count > 0)) {
-    return `<tr><th scope="row">${label}</th><td class="num">0</td><td class="num muted" colspan="6">no examples yet</td></tr>`;
+    return `<tr><th scope="row">${label}</th><td class="num">0</td><td class="num muted" colspan="6">${esc(l10n.t('no examples yet'))}</td></tr>`;
   }
   const cells = [d.count, d.min, d.p5, d.median].map((v) => `<td class="num">${formatMean(v)}</td>`);
   cells.push(`<td class="num">${formatMean(d.mean)}</td>`);
@@ -155,15 +168,22 @@ function distributionRow(label: string, d: Distribution | undefined): string {
 
 function trainingSection(stats: DatasetStatistics, counting: boolean): string {
   const valid = Math.max(stats.validExamples, 0);
-  const share = valid > 0 ? ` (${formatShare(stats.overLength / valid)} of valid examples)` : '';
-  const estimate = counting ? ', estimated from the examples counted so far' : '';
+  const over = stats.overLength;
+  const examples = over === 1 ? l10n.t('1 example') : l10n.t('{0} examples', formatCount(over));
+  const share = valid > 0 ? ` ${l10n.t('({0} of valid examples)', formatShare(over / valid))}` : '';
+  const soFar = counting ? ` ${l10n.t('so far')}` : '';
+  const truncated =
+    over === 1
+      ? l10n.t('{0}{1}{2}; training truncates it to the maximum sequence length', examples, share, soFar)
+      : l10n.t('{0}{1}{2}; training truncates them to the maximum sequence length', examples, share, soFar);
+  const estimate = counting ? l10n.t(', estimated from the examples counted so far') : '';
   return `<section>
-<h2>Training</h2>
+<h2>${esc(l10n.t('Training'))}</h2>
 <table class="counts">
 <tbody>
-<tr><th scope="row">Over ${formatCount(stats.maxSequenceLength)} tokens</th><td class="num">${formatCount(stats.overLength)}</td><td class="muted">${plural(stats.overLength, 'example')}${share}${counting ? ' so far' : ''}; training truncates ${stats.overLength === 1 ? 'it' : 'them'} to the maximum sequence length</td></tr>
-<tr><th scope="row">Tokens per epoch</th><td class="num">${formatCount(stats.epochTokens)}</td><td class="muted">what one epoch processes, after truncation${estimate}</td></tr>
-<tr><th scope="row">Trained tokens per epoch</th><td class="num">${formatCount(stats.epochTrainedTokens)}</td><td class="muted">assistant tokens the loss is taken on${estimate}</td></tr>
+<tr><th scope="row">${esc(l10n.t('Over {0} tokens', formatCount(stats.maxSequenceLength)))}</th><td class="num">${formatCount(over)}</td><td class="muted">${esc(truncated)}</td></tr>
+<tr><th scope="row">${esc(l10n.t('Tokens per epoch'))}</th><td class="num">${formatCount(stats.epochTokens)}</td><td class="muted">${esc(l10n.t('what one epoch processes, after truncation') + estimate)}</td></tr>
+<tr><th scope="row">${esc(l10n.t('Trained tokens per epoch'))}</th><td class="num">${formatCount(stats.epochTrainedTokens)}</td><td class="muted">${esc(l10n.t('assistant tokens the loss is taken on') + estimate)}</td></tr>
 </tbody>
 </table>
 </section>`;

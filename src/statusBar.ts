@@ -32,7 +32,7 @@ export class DatasetStatusBar implements vscode.Disposable, StatusBarView {
     private readonly config: Config,
   ) {
     this.item = vscode.window.createStatusBarItem('finetune.datasetStatus', vscode.StatusBarAlignment.Left, 0);
-    this.item.name = 'Finetune Studio: Dataset';
+    this.item.name = vscode.l10n.t('Finetune Studio: Dataset');
     this.scope = vscode.Disposable.from(
       client.onDidChangeStatus((status) => {
         const key = statusKey(status.uri);
@@ -67,7 +67,7 @@ export class DatasetStatusBar implements vscode.Disposable, StatusBarView {
     this.item.text = statusText(status, options);
     this.item.tooltip = new vscode.MarkdownString(statusTooltip(status, options), true);
     this.item.command = {
-      title: 'Show Dataset Statistics',
+      title: vscode.l10n.t('Show Dataset Statistics'),
       command: 'finetune.showDatasetStatistics',
       arguments: [uri],
     };

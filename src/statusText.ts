@@ -1,5 +1,6 @@
 import type { DatasetStatus } from '../common/lspProtocol';
-import { baseName, formatCompact, formatCount, plural } from './format';
+import { baseName, formatCompact, formatCount } from './format';
+import { l10n } from './l10n';
 
 /**
  * What the dataset status-bar item says, as pure functions of a `dataset/status` notification, so that the
@@ -18,10 +19,13 @@ export interface StatusTextOptions {
  */
 export function statusText(status: DatasetStatus, options: StatusTextOptions): string {
   const findings: string[] = [];
-  if (status.errors > 0) findings.push(`$(error) ${plural(status.errors, 'error')}`);
-  if (status.warnings > 0) findings.push(`$(warning) ${plural(status.warnings, 'warning')}`);
+  const n = status.errors;
+  if (n > 0) findings.push(`$(error) ${n === 1 ? l10n.t('1 error') : l10n.t('{0} errors', formatCount(n))}`);
+  const w = status.warnings;
+  if (w > 0) findings.push(`$(warning) ${w === 1 ? l10n.t('1 warning') : l10n.t('{0} warnings', formatCount(w))}`);
   const parts = findings.length > 0 ? [findings.join(' ')] : ['$(check)'];
-  parts.push(plural(status.examples, 'example'));
+  const e = status.examples;
+  parts.push(e === 1 ? l10n.t('1 example') : l10n.t('{0} examples', formatCount(e)));
   const tokens = tokenText(status, options);
   if (tokens !== undefined) parts.push(tokens);
   // "$(check) · 12 examples" reads badly: the check mark joins the first part with a space instead.
@@ -30,24 +34,24 @@ export function statusText(status: DatasetStatus, options: StatusTextOptions): s
 
 function tokenText(status: DatasetStatus, options: StatusTextOptions): string | undefined {
   if (!options.countTokens) return undefined;
-  if (status.counting) return 'counting tokens…';
-  return `${formatCompact(status.tokens)} ${status.tokens === 1 ? 'token' : 'tokens'}`;
+  if (status.counting) return l10n.t('counting tokens…');
+  return status.tokens === 1 ? l10n.t('1 token') : l10n.t('{0} tokens', formatCompact(status.tokens));
 }
 
 /** The item's tooltip, as Markdown: the exact counts behind the short text, and how the file is checked. */
 export function statusTooltip(status: DatasetStatus, options: StatusTextOptions): string {
   const how = status.live
-    ? 'checked as you type'
-    : 'checked from disk: the file is too large for VS Code to share with extensions, so it is re-checked whenever it changes on disk';
+    ? l10n.t('checked as you type')
+    : l10n.t('checked from disk: the file is too large for VS Code to share with extensions, so it is re-checked whenever it changes on disk');
   const rows: [string, string][] = [
-    ['Examples', formatCount(status.examples)],
-    ['Errors', formatCount(status.errors)],
-    ['Warnings', formatCount(status.warnings)],
+    [l10n.t('Examples'), formatCount(status.examples)],
+    [l10n.t('Errors'), formatCount(status.errors)],
+    [l10n.t('Warnings'), formatCount(status.warnings)],
   ];
   if (options.countTokens) {
     rows.push([
-      'Tokens in valid examples',
-      status.counting ? `${formatCount(status.tokens)} so far (counting…)` : formatCount(status.tokens),
+      l10n.t('Tokens in valid examples'),
+      status.counting ? l10n.t('{0} so far (counting…)', formatCount(status.tokens)) : formatCount(status.tokens),
     ]);
   }
   return [
@@ -57,7 +61,7 @@ export function statusTooltip(status: DatasetStatus, options: StatusTextOptions)
     '|:--|--:|',
     ...rows.map(([name, value]) => `| ${name} | ${value} |`),
     '',
-    'Click for the dataset statistics.',
+    l10n.t('Click for the dataset statistics.'),
   ].join('\n');
 }
 

@@ -3,6 +3,8 @@
  * the language server, the command-line validator and the backend's upload check (ARCHITECTURE.md).
  */
 
+import { formatMessage, type Message } from '../i18n/messages';
+
 /** Every finding code, in the order of the rules table. */
 export const FINDING_CODES = [
   'json-syntax',
@@ -56,7 +58,10 @@ export const SEVERITY: Readonly<Record<FindingCode, Severity>> = {
 export interface LineFinding {
   readonly code: FindingCode;
   readonly severity: Severity;
+  /** In English: what the CLI prints and the backend reports. */
   readonly message: string;
+  /** The same message as an id and arguments, for a reader in another language (the language server's). */
+  readonly text?: Message;
   readonly start: number;
   readonly end: number;
   /** For `duplicate`: the 0-based line that this line copies. For `too-long`: the token count. */
@@ -73,11 +78,12 @@ export function isFindingCode(value: unknown): value is FindingCode {
   return typeof value === 'string' && (FINDING_CODES as readonly string[]).includes(value);
 }
 
-/** Builds a finding with the severity of its code. */
-export function finding(code: FindingCode, message: string, start: number, end: number, data?: number): LineFinding {
+/** Builds a finding with the severity of its code; its English message is formatted here, once. */
+export function finding(code: FindingCode, text: Message, start: number, end: number, data?: number): LineFinding {
+  const message = formatMessage(text, 'en');
   return data === undefined
-    ? { code, severity: SEVERITY[code], message, start, end }
-    : { code, severity: SEVERITY[code], message, start, end, data };
+    ? { code, severity: SEVERITY[code], message, text, start, end }
+    : { code, severity: SEVERITY[code], message, text, start, end, data };
 }
 
 /** Orders findings by line, then column, then code, as every tool prints them. */

@@ -1,3 +1,4 @@
+import { msg } from '../i18n/messages';
 import { compareFindings, finding, type Finding, type FindingCode, FINDING_CODES } from './codes';
 import { lineHash } from './hash';
 import { type LineCheck, LineChecker, utf16Length } from './lineCheck';
@@ -41,28 +42,22 @@ export function emptyCounts(): Record<FindingCode, number> {
 
 /** The `duplicate` finding of a line that copies the 0-based line `original`. */
 export function duplicateFinding(original: number, length: number): Omit<Finding, 'line'> {
-  return finding('duplicate', `This line is an exact copy of line ${original + 1}; duplicates over-weight one example.`, 0, length, original);
+  return finding('duplicate', msg('duplicate', original + 1), 0, length, original);
 }
 
 /** The `line-blank` finding of a blank line of `length` UTF-16 units. */
 export function blankFinding(length: number): Omit<Finding, 'line'> {
-  return finding('line-blank', 'Blank line; expected one JSON object per line (remove it).', 0, length);
+  return finding('line-blank', msg('line-blank'), 0, length);
 }
 
 /** The `too-long` finding of a line of `length` UTF-16 units whose conversation has `tokens` tokens. */
 export function tooLongFinding(tokens: number, max: number, length: number): Omit<Finding, 'line'> {
-  return finding(
-    'too-long',
-    `The conversation is ${tokens} tokens long, over the maximum sequence length of ${max}; training truncates it to ${max} tokens.`,
-    0,
-    length,
-    tokens,
-  );
+  return finding('too-long', msg('too-long', tokens, max), 0, length, tokens);
 }
 
 /** The `file-empty` finding of a file with no lines but blank ones. */
 export function fileEmptyFinding(): Finding {
-  return { ...finding('file-empty', 'The file is empty; expected one JSON object with a "messages" array per line.', 0, 0), line: 0 };
+  return { ...finding('file-empty', msg('file-empty'), 0, 0), line: 0 };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { msg, type Message, type MessageArg } from '../i18n/messages';
 import { finding, type FindingCode, type LineFinding } from './codes';
 import { specialBytes } from './kernel';
 
@@ -55,26 +56,38 @@ const KEY_WEIGHT = 4;
 const KEY_NAME = 5;
 
 const EMPTY: readonly LineFinding[] = Object.freeze([]);
-const NOTHING_LACKING = Object.freeze([]) as unknown as string[];
+const NOTHING_LACKING = Object.freeze([]) as unknown as Message[];
 const BLANK: LineCheck = Object.freeze({ kind: 'blank', findings: EMPTY, errors: 0, messages: 0 });
 
 /** Thrown inside the scanner on the first JSON syntax error; caught in `check`. */
 class SyntaxFailure {
   constructor(
     readonly pos: number,
-    readonly message: string,
+    readonly message: Message,
   ) {}
 }
 
 interface PendingFinding {
   code: FindingCode;
-  message: string;
+  message: Message;
   /** Byte offsets in the buffer; converted to UTF-16 columns once the line is done. */
   start: number;
   end: number;
 }
 
 const decoder = new TextDecoder();
+
+// The phrases that describe values and bytes, made once: a message holds them as arguments.
+const END_OF_LINE = msg('byte/end-of-line');
+const VALUE_OBJECT = msg('value/object');
+const VALUE_ARRAY = msg('value/array');
+const VALUE_STRING = msg('value/string');
+const VALUE_BOOLEAN = msg('value/boolean');
+const VALUE_NULL = msg('value/null');
+const VALUE_NUMBER = msg('value/number');
+const EXPECT_PROPERTY_NAME = msg('expect/property-name');
+const EXPECT_COLON = msg('expect/colon');
+const EXPECT_AFTER_VALUE = msg('expect/comma-or-brace-after-value');
 const encoder = new TextEncoder();
 
 /**
@@ -91,10 +104,10 @@ export function utf16Length(buf: Uint8Array, start: number, end: number): number
 }
 
 /** Printable form of a byte for messages: the character, or its hex code. */
-function describeByte(buf: Uint8Array, pos: number, end: number): string {
-  if (pos >= end) return 'the end of the line';
+function describeByte(buf: Uint8Array, pos: number, end: number): MessageArg {
+  if (pos >= end) return END_OF_LINE;
   const c = buf[pos];
-  if (c < 0x20 || c === 0x7f) return `control character U+${c.toString(16).padStart(4, '0').toUpperCase()}`;
+  if (c < 0x20 || c === 0x7f) return msg('byte/control', c.toString(16).padStart(4, '0').toUpperCase());
   if (c < 0x80) return `'${String.fromCharCode(c)}'`;
   let n = pos + 1;
   while (n < end && n < pos + 4 && (buf[n] & 0xc0) === 0x80) n++;
@@ -209,12 +222,12 @@ export class LineChecker {
     return pending.map((p, i) => finding(p.code, p.message, columns[2 * i], columns[2 * i + 1]));
   }
 
-  private add(code: FindingCode, message: string, start: number, end: number): void {
+  private add(code: FindingCode, message: Message, start: number, end: number): void {
     this.pending.push({ code, message, start, end });
   }
 
-  private fail(message: string, pos = this.pos): never {
-    throw new SyntaxFailure(pos, `Invalid JSON at column ${this.column(pos)}: ${message}.`);
+  private fail(detail: Message, pos = this.pos): never {
+    throw new SyntaxFailure(pos, msg('json-syntax', this.column(pos), detail));
   }
 
   /** 1-based column of a byte offset, for messages (computed only on failure). */
@@ -227,9 +240,9 @@ export class LineChecker {
     return this.pos < this.end ? this.buf[this.pos] : -1;
   }
 
-  private unexpected(expected: string): never {
-    const found = describeByte(this.buf, this.pos, this.end);
-    this.fail(this.pos >= this.end ? `the line ends too early; expected ${expected}` : `expected ${expected}, found ${found}`);
+  private unexpected(expected: MessageArg): never {
+    if (this.pos >= this.end) this.fail(msg('json-syntax/ends-early', expected));
+    this.fail(msg('json-syntax/expected-found', expected, describeByte(this.buf, this.pos, this.end)));
   }
 
   private skipWs(): void {
@@ -251,7 +264,7 @@ export class LineChecker {
       this.skipValue();
       const valueEnd = this.pos;
       this.expectEnd();
-      this.add('not-object', `The line is ${this.describeValue(valueStart)}; expected an object with a "messages" array.`, valueStart, valueEnd);
+      this.add('not-object', msg('not-object', this.describeValue(valueStart)), valueStart, valueEnd);
       return 'broken';
     }
     this.pos++;
@@ -265,12 +278,12 @@ export class LineChecker {
       this.pos++;
     } else {
       for (;;) {
-        if (this.peek() !== QUOTE) this.unexpected('a property name in double quotes');
+        if (this.peek() !== QUOTE) this.unexpected(EXPECT_PROPERTY_NAME);
         const keyStart = this.pos;
         const key = this.scanKey();
         const keyEnd = this.pos;
         this.skipWs();
-        if (this.peek() !== COLON) this.unexpected("':' after the property name");
+        if (this.peek() !== COLON) this.unexpected(EXPECT_COLON);
         this.pos++;
         this.skipWs();
         if (key === KEY_MESSAGES) {
@@ -302,7 +315,7 @@ export class LineChecker {
           this.pos++;
           break;
         }
-        this.unexpected("',' or '}' after the property value");
+        this.unexpected(EXPECT_AFTER_VALUE);
       }
     }
     this.expectEnd();
@@ -310,23 +323,23 @@ export class LineChecker {
     if (!messagesFound) {
       this.pending.length = 0;
       this.count = 0;
-      this.add('messages-missing', 'The object has no "messages" key; expected {"messages": [{"role": "user", "content": "…"}, …]}.', valueStart, this.pos);
+      this.add('messages-missing', msg('messages-missing'), valueStart, this.pos);
       return 'broken';
     }
     if (!messagesIsArray) {
       this.pending.length = 0;
       this.count = 0;
-      this.add('messages-missing', `"messages" is ${this.describeValue(messagesValueStart)}; expected an array of messages.`, messagesValueStart, messagesValueEnd);
+      this.add('messages-missing', msg('messages-missing/not-array', this.describeValue(messagesValueStart)), messagesValueStart, messagesValueEnd);
       return 'broken';
     }
     if (this.count === 0) {
       this.pending.length = 0;
-      this.add('messages-empty', '"messages" is an empty array; expected at least a user message and an assistant reply.', messagesValueStart, messagesValueEnd);
+      this.add('messages-empty', msg('messages-empty'), messagesValueStart, messagesValueEnd);
       return 'broken';
     }
     for (let i = 0; i < unknownKeys.length; i += 2) {
       const name = this.decodeString(unknownKeys[i], unknownKeys[i + 1]);
-      this.add('key-unknown', `Unknown key ${JSON.stringify(name)} at the top level; only "messages" is used for training.`, unknownKeys[i], unknownKeys[i + 1]);
+      this.add('key-unknown', msg('key-unknown', JSON.stringify(name)), unknownKeys[i], unknownKeys[i + 1]);
     }
     this.orderChecks();
     return 'example';
@@ -335,7 +348,7 @@ export class LineChecker {
   /** After the line's value: only white space may follow. */
   private expectEnd(): void {
     this.skipWs();
-    if (this.pos < this.end) this.fail(`unexpected ${describeByte(this.buf, this.pos, this.end)} after the end of the JSON value`);
+    if (this.pos < this.end) this.fail(msg('json-syntax/after-end', describeByte(this.buf, this.pos, this.end)));
   }
 
   private scanMessages(): void {
@@ -356,7 +369,7 @@ export class LineChecker {
         this.skipValue();
         this.role[index] = Role.Missing;
         this.invalid = true;
-        this.add('message-invalid', `Message ${index + 1} is ${this.describeValue(start)}; expected an object {"role": …, "content": …}.`, start, this.pos);
+        this.add('message-invalid', msg('message-invalid', index + 1, this.describeValue(start)), start, this.pos);
       }
       this.objStart[index] = start;
       this.objEnd[index] = this.pos;
@@ -371,7 +384,7 @@ export class LineChecker {
         this.pos++;
         return;
       }
-      this.unexpected("',' or ']' after the message");
+      this.unexpected(msg('expect/comma-or-bracket-after-message'));
     }
   }
 
@@ -415,12 +428,12 @@ export class LineChecker {
       this.pos++;
     } else {
       for (;;) {
-        if (this.peek() !== QUOTE) this.unexpected('a property name in double quotes');
+        if (this.peek() !== QUOTE) this.unexpected(EXPECT_PROPERTY_NAME);
         const keyStart = this.pos;
         const key = this.scanKey();
         const keyEnd = this.pos;
         this.skipWs();
-        if (this.peek() !== COLON) this.unexpected("':' after the property name");
+        if (this.peek() !== COLON) this.unexpected(EXPECT_COLON);
         this.pos++;
         this.skipWs();
         const valueStart = this.pos;
@@ -473,7 +486,7 @@ export class LineChecker {
           this.pos++;
           break;
         }
-        this.unexpected("',' or '}' after the property value");
+        this.unexpected(EXPECT_AFTER_VALUE);
       }
     }
     const objEnd = this.pos;
@@ -484,11 +497,11 @@ export class LineChecker {
 
     // message-invalid: one finding per entry, naming everything it lacks. (The list is allocated only for such
     // an entry: this runs for every message of a file.)
-    const lacks: string[] = role === Role.Missing || !contentString ? [] : NOTHING_LACKING;
-    if (!roleSeen) lacks.push('has no "role"');
-    else if (role === Role.Missing) lacks.push(`has a "role" that is ${this.describeValue(roleStart)}`);
-    if (!contentSeen) lacks.push('has no "content"');
-    else if (!contentString) lacks.push(`has a "content" that is ${this.describeValue(contentStart)}`);
+    const lacks: Message[] = role === Role.Missing || !contentString ? [] : NOTHING_LACKING;
+    if (!roleSeen) lacks.push(msg('message-invalid/no-role'));
+    else if (role === Role.Missing) lacks.push(msg('message-invalid/role-is', this.describeValue(roleStart)));
+    if (!contentSeen) lacks.push(msg('message-invalid/no-content'));
+    else if (!contentString) lacks.push(msg('message-invalid/content-is', this.describeValue(contentStart)));
     if (lacks.length > 0) {
       this.invalid = true;
       // Narrowest range: the offending value when there is one, else the message object.
@@ -498,21 +511,22 @@ export class LineChecker {
         if (role === Role.Missing && contentString) [start, end] = [roleStart, roleEnd];
         else if (role !== Role.Missing && !contentString) [start, end] = [contentStart, contentEnd];
       }
-      this.add('message-invalid', `Message ${n} ${lacks.join(' and ')}; expected a string "role" and a string "content".`, start, end);
+      const lack = lacks.length === 1 ? lacks[0] : msg('message-invalid/and', lacks[0], lacks[1]);
+      this.add('message-invalid', msg('message-invalid/lacks', n, lack), start, end);
     } else if (role === Role.Unknown) {
       this.invalid = true;
       const name = this.decodeString(roleStart, roleEnd);
-      this.add('role-unknown', `Unknown role ${JSON.stringify(name)} in message ${n}; expected "system", "user" or "assistant".`, roleStart, roleEnd);
+      this.add('role-unknown', msg('role-unknown', JSON.stringify(name), n), roleStart, roleEnd);
     }
 
     if (weightStart >= 0) this.checkWeight(n, role, weightStart, weightEnd);
     if (contentString && contentEmpty) {
-      this.add('content-empty', `Message ${n} has empty content; expected some text${role === Role.Assistant ? ' for the model to learn' : ''}.`, contentStart, contentEnd);
+      this.add('content-empty', msg(role === Role.Assistant ? 'content-empty/assistant' : 'content-empty', n), contentStart, contentEnd);
     }
     if (unknownKeys) {
       for (let i = 0; i < unknownKeys.length; i += 2) {
         const name = this.decodeString(unknownKeys[i], unknownKeys[i + 1]);
-        this.add('key-unknown', `Unknown key ${JSON.stringify(name)} in message ${n}; expected only "role", "content", "weight" and "name".`, unknownKeys[i], unknownKeys[i + 1]);
+        this.add('key-unknown', msg('key-unknown/message', JSON.stringify(name), n), unknownKeys[i], unknownKeys[i + 1]);
       }
     }
   }
@@ -523,9 +537,9 @@ export class LineChecker {
     const isNumber = c === 0x2d || (c >= 0x30 && c <= 0x39);
     const value = isNumber ? Number(text) : NaN;
     if (role !== Role.Assistant && role !== Role.Missing && role !== Role.Unknown) {
-      this.add('weight-invalid', `"weight" on a ${role === Role.System ? 'system' : 'user'} message (message ${n}); only assistant messages may carry a weight.`, start, end);
+      this.add('weight-invalid', msg('weight-invalid', role === Role.System ? 'system' : 'user', n), start, end);
     } else if (value !== 0 && value !== 1) {
-      this.add('weight-invalid', `"weight" is ${text.length > 40 ? text.slice(0, 40) + '…' : text} in message ${n}; expected 0 (do not train on this turn) or 1.`, start, end);
+      this.add('weight-invalid', msg('weight-invalid/value', text.length > 40 ? text.slice(0, 40) + '…' : text, n), start, end);
     }
   }
 
@@ -534,7 +548,7 @@ export class LineChecker {
     const role = this.role;
     for (let i = 1; i < n; i++) {
       if (role[i] === Role.System) {
-        this.add('system-not-first', `A system message at position ${i + 1}; expected at most one system message, and only as the first message.`, this.roleStart[i], this.roleEnd[i]);
+        this.add('system-not-first', msg('system-not-first', i + 1), this.roleStart[i], this.roleEnd[i]);
       }
     }
     if (this.invalid) return;
@@ -545,8 +559,8 @@ export class LineChecker {
       else if (role[i] === Role.Assistant) assistants++;
     }
     if (users === 0 || assistants === 0) {
-      const missing = users === 0 && assistants === 0 ? 'no user and no assistant message' : users === 0 ? 'no user message' : 'no assistant message';
-      this.add('no-pair', `The conversation has ${missing}; expected at least one user message followed by an assistant reply.`, this.messagesKeyStart, this.messagesKeyEnd);
+      const id = users === 0 && assistants === 0 ? 'no-pair' : users === 0 ? 'no-pair/no-user' : 'no-pair/no-assistant';
+      this.add('no-pair', msg(id), this.messagesKeyStart, this.messagesKeyEnd);
       return;
     }
     let expect = Role.User;
@@ -557,15 +571,15 @@ export class LineChecker {
       if (r !== expect) {
         const found = r === Role.User ? 'user' : 'assistant';
         const wanted = expect === Role.User ? 'user' : 'assistant';
-        const why = last < 0 ? 'the conversation starts with a user message' : `message ${last + 1} is ${found === 'user' ? 'a user message' : 'an assistant message'} too`;
-        this.add('role-order', `Message ${i + 1} is ${found}; expected ${wanted}, because ${why} (turns alternate user, assistant, user, …).`, this.roleStart[i], this.roleEnd[i]);
+        const why = last < 0 ? msg('role-order/starts-with-user') : msg(found === 'user' ? 'role-order/user-too' : 'role-order/assistant-too', last + 1);
+        this.add('role-order', msg('role-order', i + 1, found, wanted, why), this.roleStart[i], this.roleEnd[i]);
         return;
       }
       expect = r === Role.User ? Role.Assistant : Role.User;
       last = i;
     }
     if (role[last] === Role.User) {
-      this.add('role-order', `The conversation ends with a user message (message ${last + 1}); expected an assistant reply after it to train on.`, this.roleStart[last], this.roleEnd[last]);
+      this.add('role-order', msg('role-order/ends-with-user', last + 1), this.roleStart[last], this.roleEnd[last]);
     }
   }
 
@@ -662,21 +676,21 @@ export class LineChecker {
   }
 
   /** A short description of the JSON value starting at `pos`: "an array", "a number (3)", … */
-  private describeValue(pos: number): string {
+  private describeValue(pos: number): Message {
     switch (this.buf[pos]) {
       case LBRACE:
-        return 'an object';
+        return VALUE_OBJECT;
       case LBRACKET:
-        return 'an array';
+        return VALUE_ARRAY;
       case QUOTE:
-        return 'a string';
+        return VALUE_STRING;
       case 0x74:
       case 0x66:
-        return 'a boolean';
+        return VALUE_BOOLEAN;
       case 0x6e:
-        return 'null';
+        return VALUE_NULL;
       default:
-        return 'a number';
+        return VALUE_NUMBER;
     }
   }
 
@@ -709,7 +723,7 @@ export class LineChecker {
       }
       if (p >= end) {
         this.pos = p;
-        this.fail('the line ends inside a string; expected a closing \'"\'');
+        this.fail(msg('json-syntax/unterminated-string'));
       }
       const c = buf[p];
       if (c === QUOTE) break;
@@ -720,7 +734,7 @@ export class LineChecker {
           for (let k = 2; k < 6; k++) {
             const h = p + k < end ? buf[p + k] : -1;
             const hex = (h >= 0x30 && h <= 0x39) || (h >= 0x41 && h <= 0x46) || (h >= 0x61 && h <= 0x66);
-            if (!hex) this.fail('expected four hex digits after \\u', p);
+            if (!hex) this.fail(msg('json-syntax/hex-digits'), p);
           }
           p += 6;
           continue;
@@ -729,9 +743,9 @@ export class LineChecker {
           p += 2;
           continue;
         }
-        this.fail(p + 1 >= end ? 'the line ends inside an escape sequence' : `invalid escape sequence '\\${String.fromCharCode(e)}'`, p);
+        this.fail(p + 1 >= end ? msg('json-syntax/escape-ends') : msg('json-syntax/escape-invalid', String.fromCharCode(e)), p);
       }
-      if (c < 0x20) this.fail(`${describeByte(buf, p, end)} inside a string; write it as an escape such as \\n or \\t`, p);
+      if (c < 0x20) this.fail(msg('json-syntax/control-in-string', describeByte(buf, p, end)), p);
       p++;
     }
     this.pos = p + 1;
@@ -791,13 +805,13 @@ export class LineChecker {
       while (p < end && buf[p] >= 0x30 && buf[p] <= 0x39) p++;
     } else {
       this.pos = p;
-      this.unexpected('a digit');
+      this.unexpected(msg('expect/digit'));
     }
     if (p < end && buf[p] === 0x2e) {
       p++;
       if (!(p < end && buf[p] >= 0x30 && buf[p] <= 0x39)) {
         this.pos = p;
-        this.unexpected("a digit after '.'");
+        this.unexpected(msg('expect/digit-after-dot'));
       }
       while (p < end && buf[p] >= 0x30 && buf[p] <= 0x39) p++;
     }
@@ -806,7 +820,7 @@ export class LineChecker {
       if (p < end && (buf[p] === 0x2b || buf[p] === 0x2d)) p++;
       if (!(p < end && buf[p] >= 0x30 && buf[p] <= 0x39)) {
         this.pos = p;
-        this.unexpected('a digit in the exponent');
+        this.unexpected(msg('expect/digit-in-exponent'));
       }
       while (p < end && buf[p] >= 0x30 && buf[p] <= 0x39) p++;
     }
@@ -864,7 +878,7 @@ export class LineChecker {
       } else if (c === 0x6e) {
         this.scanLiteral(NULL);
       } else {
-        this.unexpected('a JSON value');
+        this.unexpected(msg('expect/value'));
       }
       // After a value: close containers or move to the next element.
       for (;;) {
@@ -885,17 +899,17 @@ export class LineChecker {
           depth--;
           continue;
         }
-        this.unexpected(open === LBRACE ? "',' or '}'" : "',' or ']'");
+        this.unexpected(msg(open === LBRACE ? 'expect/comma-or-brace' : 'expect/comma-or-bracket'));
       }
     }
   }
 
   /** Inside an object in `skipValue`: a key and its colon. */
   private objectKey(): void {
-    if (this.peek() !== QUOTE) this.unexpected('a property name in double quotes');
+    if (this.peek() !== QUOTE) this.unexpected(EXPECT_PROPERTY_NAME);
     this.scanString();
     this.skipWs();
-    if (this.peek() !== COLON) this.unexpected("':' after the property name");
+    if (this.peek() !== COLON) this.unexpected(EXPECT_COLON);
     this.pos++;
   }
 }
