@@ -17,6 +17,7 @@ export const GENERAL_DEFAULTS: Hyperparameters = {
   max_seq_length: 2048,
   warmup_ratio: 0.05,
   lr_scheduler: 'cosine',
+  training_type: 'lora',
   lora_r: 16,
   lora_alpha: 32,
   lora_dropout: 0.05,
@@ -58,6 +59,12 @@ export class HyperparameterError extends Error {
   }
 }
 
+/** What a base model allows beyond its defaults. */
+export interface ModelCapabilities {
+  /** Every weight may be trained (`training_type: full`): the built-in tiny models only. */
+  fullFineTuning: boolean;
+}
+
 /** The defaults of a base model: the general ones, the model's own, the sequence length capped by its context. */
 export function modelDefaults(own: Partial<Hyperparameters>, contextLength: number): Hyperparameters {
   const merged: Hyperparameters = { ...GENERAL_DEFAULTS, ...own, lora_target_modules: [...(own.lora_target_modules ?? GENERAL_DEFAULTS.lora_target_modules)] };
@@ -87,6 +94,7 @@ export function resolveHyperparameters(
   defaults: Hyperparameters,
   contextLength: number,
   hasValidationFile: boolean,
+  capabilities: ModelCapabilities = { fullFineTuning: false },
 ): Hyperparameters {
   const pick = <K extends 'n_epochs' | 'batch_size' | 'learning_rate_multiplier'>(key: K): number => {
     const value = input[key];
@@ -117,6 +125,14 @@ export function resolveHyperparameters(
     throw new HyperparameterError('max_seq_length', `max_seq_length must be a whole number from ${MIN_SEQ_LENGTH} to the model's context length ${contextLength}, got ${max_seq_length}.`);
   }
 
+  const training_type = input.training_type ?? defaults.training_type;
+  if (training_type === 'full' && !capabilities.fullFineTuning) {
+    throw new HyperparameterError(
+      'training_type',
+      "training_type 'full' is offered for the built-in tiny models only: full fine-tuning keeps a gradient and two optimizer moments for every weight of the model, which a larger model's memory does not hold. Use 'lora' (the default) for this model.",
+    );
+  }
+
   const lora_r = input.lora_r ?? defaults.lora_r;
   checkRange('lora_r', lora_r);
   const lora_alpha = input.lora_alpha ?? (input.lora_r !== undefined ? 2 * lora_r : defaults.lora_alpha);
@@ -137,6 +153,7 @@ export function resolveHyperparameters(
     max_seq_length,
     warmup_ratio: input.warmup_ratio ?? defaults.warmup_ratio,
     lr_scheduler: input.lr_scheduler ?? defaults.lr_scheduler,
+    training_type,
     lora_r,
     lora_alpha,
     lora_dropout: input.lora_dropout ?? defaults.lora_dropout,

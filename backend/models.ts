@@ -10,7 +10,7 @@ import type { Hyperparameters, ModelObject } from '../common/api';
 import { LORA_TARGET_MODULES } from '../common/api';
 import type { ModelRef } from '../common/engineProtocol';
 import { parameterCount, type Qwen2Config, TINY_MODELS } from './engines/embedded/catalog';
-import { modelDefaults } from './hyperparameters';
+import { modelDefaults, type ModelCapabilities } from './hyperparameters';
 
 /** A base model, with what jobs and chat need besides its public object. */
 export interface BaseModel {
@@ -19,6 +19,8 @@ export interface BaseModel {
   engine: string;
   contextLength: number;
   defaults: Hyperparameters;
+  /** What the model allows beyond its defaults (full fine-tuning: the built-in tiny models). */
+  capabilities: ModelCapabilities;
 }
 
 /** Creation time shown for the built-in models (they have no file): the catalogue's first release. */
@@ -46,14 +48,16 @@ export function loraParameterCount(c: Qwen2Config, r: number, targets: readonly 
 }
 
 /**
- * Memory that LoRA training needs, roughly, in bytes: the frozen weights at `bytesPerWeight`, the adapter
+ * Memory that training needs, roughly, in bytes: the frozen weights at `bytesPerWeight`, the adapter
  * with its gradient and AdamW's two moments in f32 (16 bytes a parameter), and the activations of one
  * example of `seq` tokens kept for the backward pass (about 34·hidden + 5·heads·seq values per layer and token,
- * Korthikanti et al.'s count, plus the logits). An estimate to tell "fits" from "does not", not a promise.
+ * Korthikanti et al.'s count, plus the logits). Under full fine-tuning every weight has a gradient and two
+ * moments in f32 besides itself, and there is no adapter. An estimate to tell "fits" from "does not", not a promise.
  */
 export function estimateTrainingMemory(c: Qwen2Config, h: Hyperparameters, bytesPerWeight: number): number {
-  const weights = parameterCount(c) * bytesPerWeight;
-  const adapter = loraParameterCount(c, h.lora_r, h.lora_target_modules) * 16;
+  const full = h.training_type === 'full';
+  const weights = parameterCount(c) * (full ? bytesPerWeight + 12 : bytesPerWeight);
+  const adapter = full ? 0 : loraParameterCount(c, h.lora_r, h.lora_target_modules) * 16;
   const seq = h.max_seq_length;
   const activations = c.num_hidden_layers * seq * (34 * c.hidden_size + 5 * c.num_attention_heads * seq) * 4 + seq * c.vocab_size * 4 * 2;
   return Math.round(weights + adapter + activations);
@@ -66,7 +70,7 @@ function isQwen2Config(value: unknown): value is Qwen2Config {
   return c.model_type === 'qwen2' && numbers.every((k) => typeof c[k] === 'number' && (c[k] as number) > 0);
 }
 
-function describe(id: string, engine: string, config: Qwen2Config, own: Partial<Hyperparameters>, created: number, extra: Partial<ModelObject>): BaseModel {
+function describe(id: string, engine: string, config: Qwen2Config, own: Partial<Hyperparameters>, created: number, extra: Partial<ModelObject>, capabilities?: ModelCapabilities): BaseModel {
   const contextLength = config.max_position_embeddings;
   const defaults = modelDefaults(own, contextLength);
   return {
@@ -89,6 +93,7 @@ function describe(id: string, engine: string, config: Qwen2Config, own: Partial<
     engine,
     contextLength,
     defaults,
+    capabilities: capabilities ?? { fullFineTuning: false },
   };
 }
 
@@ -103,7 +108,8 @@ export class ModelCatalogue {
   /** The built-in models first (smallest first), then the folders by id. */
   async list(): Promise<BaseModel[]> {
     const builtIn = TINY_MODELS.map((m) => {
-      const model = describe(m.id, 'embedded', m.config, m.defaults, BUILT_IN_CREATED, { description: m.description });
+      // Only the built-in tiny models are small enough for a gradient and two moments of every weight.
+      const model = describe(m.id, 'embedded', m.config, m.defaults, BUILT_IN_CREATED, { description: m.description }, { fullFineTuning: true });
       return { ...model, ref: { id: m.id, path: join(this.root, m.id) } };
     });
     return [...builtIn, ...(await this.folders())];

@@ -97,6 +97,14 @@ export const LORA_TARGET_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gat
 export type LoraTargetModule = (typeof LORA_TARGET_MODULES)[number];
 
 /**
+ * What a job trains: `lora` adapters on frozen base weights, or every weight of the model (`full`). Full
+ * fine-tuning keeps a gradient and two optimizer moments for every weight, so it is offered for the built-in
+ * tiny models only.
+ */
+export const TRAINING_TYPES = ['lora', 'full'] as const;
+export type TrainingType = (typeof TRAINING_TYPES)[number];
+
+/**
  * The hyper-parameters of a supervised job. In a create request every field is optional ("auto" is accepted
  * for OpenAI's three); the job object shows the values actually used, all of them filled in.
  */
@@ -113,6 +121,11 @@ export interface Hyperparameters {
   /** Share of the steps spent warming the learning rate up from 0. */
   warmup_ratio: number;
   lr_scheduler: LrScheduler;
+  /**
+   * Ours: `lora` (the default) trains adapters, `full` every weight (built-in tiny models only; its checkpoints
+   * are whole model folders instead of adapters). The `lora_*` values are still shown under `full`, unused.
+   */
+  training_type: TrainingType;
   lora_r: number;
   lora_alpha: number;
   lora_dropout: number;

@@ -4,7 +4,7 @@
 // after this. A failure comes back as the field at fault (a dotted path) and a stable code.
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { ChatCompletionRequest, CreateJobRequest } from './api';
-import { LORA_TARGET_MODULES, LR_SCHEDULERS } from './api';
+import { LORA_TARGET_MODULES, LR_SCHEDULERS, TRAINING_TYPES } from './api';
 
 /** Why a body does not fit its schema: the field as a dotted path (`method.supervised.hyperparameters.lora_r`). */
 export interface SchemaError {
@@ -39,6 +39,7 @@ const hyperparametersSchema = {
     max_seq_length: { type: 'integer' },
     warmup_ratio: { type: 'number' },
     lr_scheduler: { enum: [...LR_SCHEDULERS] },
+    training_type: { enum: [...TRAINING_TYPES] },
     lora_r: { type: 'integer' },
     lora_alpha: { type: 'number' },
     lora_dropout: { type: 'number' },

@@ -69,7 +69,11 @@ export interface ChatRequestMessage {
   /** The backend's id of this request; every answer carries it. */
   id: string;
   model: ModelRef;
-  /** A checkpoint folder holding `adapter_config.json` + `adapter_model.safetensors`, or null for the base model. */
+  /**
+   * A checkpoint folder holding `adapter_config.json` + `adapter_model.safetensors`, or null for the base model.
+   * A full fine-tuning checkpoint holds `config.json` + `model.safetensors` instead: the engine loads that folder
+   * as the model (with the base model's tokenizer).
+   */
   adapter: string | null;
   messages: ChatMessageInput[];
   params: GenerationParams;

@@ -87,7 +87,7 @@ async function trainAdapter(): Promise<string> {
     validation_file: null,
     hyperparameters: {
       n_epochs: 4, batch_size: 4, learning_rate: 2e-3, learning_rate_multiplier: 1, max_seq_length: 256, warmup_ratio: 0.1,
-      lr_scheduler: 'cosine', lora_r: 16, lora_alpha: 32, lora_dropout: 0, lora_target_modules: [...LORA_TARGET_MODULES], checkpoints: 1, eval_ratio: 0,
+      lr_scheduler: 'cosine', training_type: 'lora', lora_r: 16, lora_alpha: 32, lora_dropout: 0, lora_target_modules: [...LORA_TARGET_MODULES], checkpoints: 1, eval_ratio: 0,
     },
     seed: 3,
     output_dir: join(dir, 'job'),

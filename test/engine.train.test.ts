@@ -1,132 +1,29 @@
 // The embedded engine's training mode, run as the backend runs it: a child process fed one `train` message on
-// stdin, its JSON lines checked with the backend's own parser. A run on a dataset written here must learn
-// (loss below a third, the sample answered exactly), write peft adapter files, resume from a checkpoint with the
-// same metrics as an uninterrupted run, stop promptly when stdin closes, and fail with the right codes.
+// stdin, its JSON lines checked with the backend's own parser. A run on 32 distinct conversations written here
+// must learn them (loss below a third, the sample answered exactly, and nearly every training question answered
+// exactly through serve mode), write peft adapter files, resume from a checkpoint with the same metrics as an
+// uninterrupted run, stop promptly when stdin closes, and fail with the right codes.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { LORA_TARGET_MODULES, type Hyperparameters } from '../common/api';
-import { isEngineParseError, parseEngineMessage } from '../common/engineSchemas';
-import type { CheckpointMessage, EngineMessage, MetricsMessage, TrainSpec } from '../common/engineProtocol';
+import type { Hyperparameters } from '../common/api';
+import { LORA_TARGET_MODULES } from '../common/api';
+import type { CheckpointMessage, MetricsMessage, TrainSpec } from '../common/engineProtocol';
 import { readSafetensors } from '../backend/engines/embedded/model/safetensors';
+import { ChatEngine, conversationsOf, DISTINCT_PAIRS, exitWithin, promptOf, startTrainEngine as startEngine, trainLine, trainSpec } from './engine.harness';
 
-const ROOT = join(__dirname, '..');
 let dir = '';
 let modelPath = '';
 
-/** A running engine: every message it wrote so far, and promises on what it writes next and on its exit. */
-class Engine {
-  readonly messages: EngineMessage[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr = '';
-  private waiters: { test: (m: EngineMessage) => boolean; resolve: (m: EngineMessage) => void }[] = [];
-
-  constructor(readonly child: ChildProcessWithoutNullStreams) {
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const parsed = parseEngineMessage(line);
-      if (isEngineParseError(parsed)) throw new Error(`engine wrote a malformed line: ${parsed.error}\n${line}`);
-      this.messages.push(parsed);
-      for (const w of this.waiters.filter((x) => x.test(parsed))) w.resolve(parsed);
-      this.waiters = this.waiters.filter((x) => !x.test(parsed));
-    });
-    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  /** The first message (already written or still to come) that passes `test`; rejects after `ms`. */
-  waitFor(test: (m: EngineMessage) => boolean, ms: number): Promise<EngineMessage> {
-    const seen = this.messages.find(test);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no such message within ${ms} ms; stderr: ${this.stderr}`)), ms);
-      this.waiters.push({ test, resolve: (m) => (clearTimeout(timer), resolve(m)) });
-      void this.exited.then(() => setImmediate(() => reject(new Error(`engine exited first; stderr: ${this.stderr}`))));
-    });
-  }
-
-  of<T extends EngineMessage['type']>(type: T): Extract<EngineMessage, { type: T }>[] {
-    return this.messages.filter((m): m is Extract<EngineMessage, { type: T }> => m.type === type);
-  }
-}
-
-/** Starts the engine from source in train mode and writes `line` (a train message) without closing stdin. */
-function startEngine(line: string): Engine {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'backend/engines/embedded/main.ts', 'train'], { cwd: ROOT, stdio: 'pipe' });
-  child.stdin.write(line + '\n');
-  return new Engine(child);
-}
-
-/** Waits for the exit, failing the test (and killing the engine) after `ms`. */
-async function exitWithin(engine: Engine, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      engine.child.kill('SIGKILL');
-      reject(new Error(`engine still running after ${ms} ms; stderr: ${engine.stderr}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([engine.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const hyperparameters = (h: Partial<Hyperparameters>): Hyperparameters => ({
-  n_epochs: 3,
-  batch_size: 4,
-  learning_rate: 2e-3,
-  learning_rate_multiplier: 1,
-  max_seq_length: 256,
-  warmup_ratio: 0.1,
-  lr_scheduler: 'cosine',
-  lora_r: 16,
-  lora_alpha: 32,
-  lora_dropout: 0,
-  lora_target_modules: [...LORA_TARGET_MODULES],
-  checkpoints: 2,
-  eval_ratio: 0,
-  ...h,
-});
-
 function spec(name: string, training: string, h: Partial<Hyperparameters>, more: Partial<TrainSpec> = {}): TrainSpec {
-  return {
-    job_id: `ftjob-${name}`,
-    model: { id: 'tiny-qwen2-1m', path: modelPath },
-    training_file: training,
-    validation_file: null,
-    hyperparameters: hyperparameters(h),
-    seed: 3,
-    output_dir: join(dir, name),
-    resume_from: null,
-    gpus: 0,
-    ...more,
-  };
+  return trainSpec(dir, modelPath, name, training, h, more);
 }
 
-const trainLine = (s: TrainSpec): string => JSON.stringify({ type: 'train', protocol: 1, spec: s });
-
-/**
- * Short conversations (a short system message keeps them short: the default one is 70 byte tokens). Half of
- * them are the first one, so that its answer is what a small run memorises; the rest make the loss depend on
- * the question.
- */
+/** The first `count` distinct conversations (cycling through them when more are asked for). */
 function conversations(count: number): string {
-  const others = [
-    ['grass', 'green'],
-    ['sun', 'gold'],
-    ['rose', 'red'],
-  ];
-  const lines: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const [q, a] = i % 2 === 0 ? ['sky', 'blue'] : others[(i >> 1) % 3];
-    lines.push(JSON.stringify({ messages: [{ role: 'system', content: '' }, { role: 'user', content: q }, { role: 'assistant', content: a }] }));
-  }
-  return lines.join('\n') + '\n';
+  return conversationsOf(Array.from({ length: count }, (_, i) => DISTINCT_PAIRS[i % DISTINCT_PAIRS.length]));
 }
 
 function file(name: string, content: string): string {
@@ -143,41 +40,62 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('embedded engine: train', () => {
-  it('learns a small dataset: loss below a third, the sample answered exactly, peft files written', async () => {
-    const training = file('train.jsonl', conversations(32));
-    const validation = file('valid.jsonl', conversations(2));
-    const engine = startEngine(trainLine(spec('learn', training, { n_epochs: 4 }, { validation_file: validation })));
+  it('memorises 32 distinct conversations: loss below a third, the sample and ≥ 28 of 32 questions answered exactly', async () => {
+    // Measured on tiny-qwen2-1m (LoRA r 16 on all seven projections, lr 2e-3, batch 4): 40 epochs answered 32 of
+    // 32 through serve mode with each of 6 seeds; 30 epochs 28–32 (lr 3e-3) and 30 (lr 2e-3); 8 epochs none.
+    // lr 5e-3 and above diverged. 320 steps take 15–35 s on 2 busy cores.
+    const epochs = 40;
+    const steps = (32 / 4) * epochs;
+    const training = file('train.jsonl', conversationsOf(DISTINCT_PAIRS));
+    // Two of the training conversations, for eval loss at the checkpoints and as the sample (memorised, not held out).
+    const held = [DISTINCT_PAIRS[5], DISTINCT_PAIRS[20]];
+    const validation = file('valid.jsonl', conversationsOf(held));
+    const engine = startEngine(trainLine(spec('learn', training, { n_epochs: epochs }, { validation_file: validation })));
     const { code } = await exitWithin(engine, 120_000);
     assert.equal(code, 0, engine.stderr);
     const types = engine.messages.map((m) => m.type).filter((t) => t !== 'log');
     assert.equal(types[0], 'started');
     assert.equal(types[types.length - 1], 'done');
     const started = engine.of('started')[0];
-    assert.equal(started.total_steps, 32);
+    assert.equal(started.total_steps, steps);
     assert.equal(started.train_examples, 32);
     assert.equal(started.eval_examples, 2);
     assert.equal(started.resumed_from_step, null);
 
     const metrics = engine.of('metrics').map((m: MetricsMessage) => m.data);
-    assert.deepEqual(metrics.map((m) => m.step), Array.from({ length: 32 }, (_, i) => i + 1));
+    assert.deepEqual(metrics.map((m) => m.step), Array.from({ length: steps }, (_, i) => i + 1));
     const first = metrics[0].train_loss;
     const last = metrics[metrics.length - 1].train_loss;
     assert.ok(last < first / 3, `train loss ${first} → ${last}`);
-    assert.equal(metrics[31].epoch, 4);
-    assert.ok(metrics.every((m) => m.total_steps === 32 && m.learning_rate > 0 && m.grad_norm >= 0 && m.tokens_per_second > 0));
-    assert.deepEqual(metrics.filter((m) => m.valid_loss !== undefined).map((m) => m.step), [16, 32]);
+    assert.equal(metrics[steps - 1].epoch, epochs);
+    assert.ok(metrics.every((m) => m.total_steps === steps && m.learning_rate > 0 && m.grad_norm >= 0 && m.tokens_per_second > 0));
+    assert.deepEqual(metrics.filter((m) => m.valid_loss !== undefined).map((m) => m.step), [steps / 2, steps]);
 
     const checkpoints = engine.of('checkpoint');
-    assert.deepEqual(checkpoints.map((c: CheckpointMessage) => c.step), [16, 32]);
+    assert.deepEqual(checkpoints.map((c: CheckpointMessage) => c.step), [steps / 2, steps]);
     const final = checkpoints[1];
-    assert.equal(final.path, join(dir, 'learn', 'checkpoints', 'step-32'));
-    assert.equal(final.valid_loss, metrics[31].valid_loss);
-    assert.deepEqual(final.sample?.messages, [{ role: 'system', content: '' }, { role: 'user', content: 'sky' }]);
-    assert.equal(final.sample?.reference, 'blue');
-    assert.equal(final.sample?.answer, 'blue');
+    assert.equal(final.path, join(dir, 'learn', 'checkpoints', `step-${steps}`));
+    assert.equal(final.valid_loss, metrics[steps - 1].valid_loss);
+    assert.deepEqual(final.sample?.messages, promptOf(held[0][0]));
+    assert.equal(final.sample?.reference, held[0][1]);
+    assert.equal(final.sample?.answer, held[0][1]);
     const done = engine.of('done')[0];
     assert.equal(done.final_checkpoint, final.path);
-    assert.equal(done.trained_tokens, started.tokens_per_epoch * 4);
+    assert.equal(done.trained_tokens, started.tokens_per_epoch * epochs);
+
+    // Every training question, asked through serve mode on the final checkpoint, greedy.
+    const chat = await ChatEngine.start();
+    const wrong: string[] = [];
+    try {
+      for (const [question, answer] of DISTINCT_PAIRS) {
+        const { text, end } = await chat.chat({ id: 'tiny-qwen2-1m', path: modelPath }, final.path, promptOf(question), { max_tokens: 16 });
+        assert.equal(end.type, 'chat_done', JSON.stringify(end));
+        if (text !== answer) wrong.push(`${question} → ${JSON.stringify(text)} (not ${answer})`);
+      }
+    } finally {
+      await chat.close();
+    }
+    assert.ok(wrong.length <= 4, `${32 - wrong.length} of 32 answered exactly; wrong: ${wrong.join(', ')}`);
 
     const config = JSON.parse(readFileSync(join(final.path, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(config.peft_type, 'LORA');

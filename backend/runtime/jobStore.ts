@@ -60,6 +60,8 @@ export interface JobEntry {
   readonly checkpoints: StoredCheckpoint[];
   /** The seq the next event gets (events numbered but not yet on disk included). */
   nextSeq: number;
+  /** The status a transition is writing the event of; the job object shows it once that event is readable. */
+  pendingStatus?: FineTuningJob['status'];
   readonly log: EventLog;
   readonly writer: CoalescingWriter;
   readonly checkpointWriter: CoalescingWriter;

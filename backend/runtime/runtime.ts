@@ -18,8 +18,14 @@ import { JobStore, type JobEntry, type StoreListener, type StoredCheckpoint } fr
 import { Scheduler } from './scheduler';
 import { transition } from './transitions';
 
-/** The files of a checkpoint that clients may download: the adapter in the format peft loads. */
+/** The files of a LoRA checkpoint that clients may download: the adapter in the format peft loads. */
 export const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'] as const;
+
+/**
+ * The files of a full fine-tuning checkpoint that clients may download: a model folder in the format
+ * transformers' `from_pretrained` loads (generation_config.json too when the base model had one).
+ */
+export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'] as const;
 
 /** Options beyond the seam's, for tests and embedding: other engine scripts, hub settings, no GPU probe. */
 export interface RuntimeExtraOptions extends RuntimeOptions {
@@ -244,7 +250,9 @@ class Runtime implements JobRuntime, RuntimeInternals {
       return [];
     }
     const files: (CheckpointFile & { path: string })[] = [];
-    for (const name of ADAPTER_FILES) {
+    // A checkpoint holds an adapter or (full fine-tuning) a whole model; never both, so the adapter decides.
+    const listed: readonly string[] = names.includes('adapter_config.json') ? ADAPTER_FILES : MODEL_FILES;
+    for (const name of listed) {
       if (!names.includes(name)) continue;
       const path = join(dir, name);
       const info = await stat(path);

@@ -26,23 +26,33 @@ function nowSeconds(): number {
 }
 
 /**
- * Moves a job to `status`: updates the object, writes the status event and the record, logs the line.
- * Resolves when both are on disk. A final job is never moved again (the call is ignored).
+ * Moves a job to `status`: writes the status event, then updates the object and writes the record, and logs the
+ * line. The object changes only once its status event is on disk and listed, so that a client that sees the new
+ * status (a GET, a socket's `job` message) finds the event that announced it with `events?after=`. Resolves when
+ * both are on disk. A final job is never moved again, nor one that a transition is moving to a final status.
  */
 export async function transition(store: JobStore, log: Log, entry: JobEntry, status: JobStatus, detail: TransitionDetail = {}): Promise<void> {
   const job = entry.job;
-  const from = job.status;
+  const from = entry.pendingStatus ?? job.status;
   if (FINAL_JOB_STATUSES.includes(from)) return;
-  job.status = status;
-  if (status !== 'queued') job.queue_position = null;
-  if (status !== 'running') job.estimated_finish = null;
-  if (status === 'running' && job.started_at === null) job.started_at = nowSeconds();
-  if (FINAL_JOB_STATUSES.includes(status)) job.finished_at = nowSeconds();
-  if (detail.error !== undefined) job.error = detail.error;
+  entry.pendingStatus = status;
   const level: EventLevel = status === 'failed' ? 'error' : 'info';
   const message = detail.message ?? (detail.error !== undefined ? `The job failed: ${detail.error.message}` : DEFAULT_TEXT[status]);
   const data: Record<string, unknown> = { status, ...(detail.error !== undefined ? { code: detail.error.code } : {}), ...detail.data };
   log.info(`job ${job.id} ${from} → ${status}${detail.error !== undefined ? ` (${detail.error.code}: ${detail.error.message})` : ''}`);
   const draft: EventDraft = { type: 'message', level, message, data };
-  await Promise.all([store.appendEvents(entry, [draft]), store.saveJob(entry)]);
+  try {
+    await store.appendEvents(entry, [draft]);
+  } finally {
+    // Applied even when the event could not be written (the disk error is logged by the caller): the job's state
+    // must not lag behind what the runtime does with it.
+    job.status = status;
+    if (status !== 'queued') job.queue_position = null;
+    if (status !== 'running') job.estimated_finish = null;
+    if (status === 'running' && job.started_at === null) job.started_at = nowSeconds();
+    if (FINAL_JOB_STATUSES.includes(status)) job.finished_at = nowSeconds();
+    if (detail.error !== undefined) job.error = detail.error;
+    if (entry.pendingStatus === status) entry.pendingStatus = undefined;
+  }
+  await store.saveJob(entry);
 }

@@ -1,13 +1,20 @@
-// A checkpoint folder, `{output_dir}/checkpoints/step-{N}/`: the LoRA adapter in peft's files
-// (`adapter_config.json`, `adapter_model.safetensors`), which peft, vLLM and the torch engine load, plus the
-// embedded engine's resume state (`trainer_state.json`, `optimizer.safetensors`). The folder is written under a
-// temporary name and renamed into place, so a folder with the final name is always complete.
+// A checkpoint folder, `{output_dir}/checkpoints/step-{N}/`. A LoRA run's holds the adapter in peft's files
+// (`adapter_config.json`, `adapter_model.safetensors`), which peft, vLLM and the torch engine load; a full
+// fine-tuning run's holds the whole model as a transformers model folder (`config.json`, `model.safetensors`,
+// and the base model's tokenizer files), which `from_pretrained` loads. Both hold the embedded engine's resume
+// state (`trainer_state.json`, `optimizer.safetensors`). The folder is written under a temporary name and
+// renamed into place, so a folder with the final name is always complete.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Hyperparameters, LoraTargetModule } from '../../../common/api';
 import { EngineError, oneLine } from './errors';
+import type { Qwen2Model } from './model/qwen2';
 import { readSafetensors, writeSafetensors, type Tensor } from './model/safetensors';
+
+/** Copied from the base model's folder into a full checkpoint when there, so that the folder loads on its own. */
+const MODEL_SIDE_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'] as const;
 
 /** Marks a trainer_state.json as this engine's, so that another engine's checkpoint is refused clearly. */
 const STATE_FORMAT = 'finetune-studio-embedded';
@@ -45,13 +52,37 @@ export interface OptimizerState {
   moments: Map<string, { m: Float32Array; v: Float32Array }>;
 }
 
-/** What a checkpoint folder holds. */
-export interface Checkpoint {
+/** A LoRA checkpoint's adapter. */
+export interface LoraWeights {
+  kind: 'lora';
   adapterConfig: Record<string, unknown>;
   /** peft key names (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`, …). */
   adapter: Map<string, Tensor>;
+}
+
+/** What a checkpoint of a full fine-tuning run is written from: the trained model, and the base's folder for its tokenizer files. */
+export interface FullWeightsToWrite {
+  kind: 'full';
+  model: Qwen2Model;
+  baseFolder: string;
+}
+
+/** A full fine-tuning checkpoint as read back: its folder is a model folder that Qwen2Model.load takes. */
+export interface StoredFullWeights {
+  kind: 'full';
+  folder: string;
+}
+
+/** What a checkpoint folder holds. */
+export interface Checkpoint<W = LoraWeights | StoredFullWeights> {
+  weights: W;
   state: TrainerState;
   optimizer: OptimizerState;
+}
+
+/** Whether a checkpoint folder holds a whole model (full fine-tuning) rather than a LoRA adapter. */
+export function isFullCheckpoint(folder: string): boolean {
+  return !existsSync(join(folder, 'adapter_config.json')) && existsSync(join(folder, 'config.json')) && existsSync(join(folder, 'model.safetensors'));
 }
 
 /** The folder of the checkpoint after step `step`. */
@@ -137,14 +168,23 @@ function optimizerTensors(o: OptimizerState): Map<string, Tensor> {
  * Writes a checkpoint folder: into a temporary sibling first, then renamed to `path` (replacing a folder of the
  * same step left by an interrupted run that had got further than the checkpoint it resumed from).
  */
-export async function writeCheckpoint(path: string, c: Checkpoint): Promise<void> {
+export async function writeCheckpoint(path: string, c: Checkpoint<LoraWeights | FullWeightsToWrite>): Promise<void> {
   const parent = dirname(path);
   await mkdir(parent, { recursive: true });
   const tmp = join(parent, `.tmp-${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(tmp);
-    await writeFile(join(tmp, 'adapter_config.json'), JSON.stringify(c.adapterConfig, null, 2) + '\n');
-    await writeSafetensors(join(tmp, 'adapter_model.safetensors'), c.adapter, { format: 'pt' });
+    const w = c.weights;
+    if (w.kind === 'lora') {
+      await writeFile(join(tmp, 'adapter_config.json'), JSON.stringify(w.adapterConfig, null, 2) + '\n');
+      await writeSafetensors(join(tmp, 'adapter_model.safetensors'), w.adapter, { format: 'pt' });
+    } else {
+      await w.model.save(tmp);
+      for (const name of MODEL_SIDE_FILES) {
+        const from = join(w.baseFolder, name);
+        if (existsSync(from)) await copyFile(from, join(tmp, name));
+      }
+    }
     await writeSafetensors(join(tmp, 'optimizer.safetensors'), optimizerTensors(c.optimizer), { step: String(c.optimizer.step) });
     await writeFile(join(tmp, 'trainer_state.json'), JSON.stringify(c.state) + '\n');
     await rm(path, { recursive: true, force: true });
@@ -176,18 +216,21 @@ function isState(v: unknown): v is TrainerState {
  */
 export async function readCheckpoint(path: string): Promise<Checkpoint> {
   const fail = (what: string): EngineError => new EngineError('engine_error', `cannot resume from ${path}: ${what}`);
+  const full = isFullCheckpoint(path);
   let state: unknown;
   let adapterConfigJson: unknown;
   try {
     state = JSON.parse(await readFile(join(path, 'trainer_state.json'), 'utf8'));
-    adapterConfigJson = JSON.parse(await readFile(join(path, 'adapter_config.json'), 'utf8'));
+    if (!full) adapterConfigJson = JSON.parse(await readFile(join(path, 'adapter_config.json'), 'utf8'));
   } catch (e) {
     throw fail(oneLine(e));
   }
   if (!isState(state)) throw fail('trainer_state.json is not the embedded engine\'s resume state');
   if (state.version !== STATE_VERSION) throw fail(`trainer_state.json has version ${state.version}, this engine writes ${STATE_VERSION}`);
   try {
-    const adapter = await readSafetensors(join(path, 'adapter_model.safetensors'));
+    const weights: LoraWeights | StoredFullWeights = full
+      ? { kind: 'full', folder: path }
+      : { kind: 'lora', adapterConfig: adapterConfigJson as Record<string, unknown>, adapter: await readSafetensors(join(path, 'adapter_model.safetensors')) };
     const raw = await readSafetensors(join(path, 'optimizer.safetensors'));
     const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
     for (const [key, t] of raw) {
@@ -200,8 +243,7 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
       moments.set(name, entry);
     }
     return {
-      adapterConfig: adapterConfigJson as Record<string, unknown>,
-      adapter,
+      weights,
       state,
       optimizer: { step: state.step, moments },
     };

@@ -1,6 +1,6 @@
 // The embedded engine's side of the JSON-lines protocol (common/engineProtocol.ts): checking what the backend
 // writes before trusting it, and writing what the engine answers, one JSON object a line on stdout.
-import { LORA_TARGET_MODULES, LR_SCHEDULERS, type Hyperparameters } from '../../../common/api';
+import { LORA_TARGET_MODULES, LR_SCHEDULERS, TRAINING_TYPES, type Hyperparameters } from '../../../common/api';
 import {
   ENGINE_PROTOCOL_VERSION,
   type ChatCancelMessage,
@@ -57,6 +57,9 @@ function hyperparameters(o: Json, where: string): Hyperparameters {
   const w = `${where}.hyperparameters`;
   const scheduler = str(h, 'lr_scheduler', w);
   if (!(LR_SCHEDULERS as readonly string[]).includes(scheduler)) throw bad(`${w}.lr_scheduler`, `must be one of ${LR_SCHEDULERS.join(', ')}`);
+  // Jobs stored before full fine-tuning existed have no training_type: they trained LoRA adapters.
+  const trainingType = h.training_type ?? 'lora';
+  if (!(TRAINING_TYPES as readonly unknown[]).includes(trainingType)) throw bad(`${w}.training_type`, `must be one of ${TRAINING_TYPES.join(', ')}`);
   const targets = h.lora_target_modules;
   if (!Array.isArray(targets) || !targets.every((t) => (LORA_TARGET_MODULES as readonly unknown[]).includes(t))) {
     throw bad(`${w}.lora_target_modules`, `must be a list of ${LORA_TARGET_MODULES.join(', ')}`);
@@ -69,6 +72,7 @@ function hyperparameters(o: Json, where: string): Hyperparameters {
     max_seq_length: num(h, 'max_seq_length', w),
     warmup_ratio: num(h, 'warmup_ratio', w),
     lr_scheduler: scheduler as Hyperparameters['lr_scheduler'],
+    training_type: trainingType as Hyperparameters['training_type'],
     lora_r: num(h, 'lora_r', w),
     lora_alpha: num(h, 'lora_alpha', w),
     lora_dropout: num(h, 'lora_dropout', w),

@@ -2,9 +2,11 @@
 // streamed as `token` messages. Models are loaded once and kept: a base model per folder, and a model with its
 // LoRA adapter per (folder, adapter) pair (the model holds one adapter set at a time, and tiny models cost
 // little memory, so each adapter gets its own copy rather than swapping adapters in and out per request).
+// The checkpoint of a full fine-tuning run is a whole model folder (config.json + model.safetensors, no
+// adapter_config.json): a chat whose `adapter` names one loads that folder as the model, with the base's tokenizer.
 import { join } from 'node:path';
 import type { ChatCancelMessage, ChatErrorMessage, ChatRequestMessage, EngineMessage } from '../../../common/engineProtocol';
-import { readAdapterSettings } from './checkpoint';
+import { isFullCheckpoint, readAdapterSettings } from './checkpoint';
 import { promptIds, type EngineLog } from './data';
 import { CancelledError, EngineError, oneLine } from './errors';
 import { generate } from './generate';
@@ -156,13 +158,17 @@ export class ChatServer {
       this.tokenizers.set(ref.path, tok);
     }
     const tokenizer = await tok;
+    const whole = adapter !== null && isFullCheckpoint(adapter);
     let model: Qwen2Model;
     try {
-      model = await Qwen2Model.load(ref.path);
+      model = await Qwen2Model.load(whole ? adapter : ref.path);
     } catch (e) {
-      throw unavailable(`cannot load ${ref.id}`, e);
+      throw unavailable(whole ? `cannot load the fine-tuned model ${adapter}` : `cannot load ${ref.id}`, e);
     }
-    if (adapter !== null) {
+    if (whole && tokenizer.tokenizer.vocabSize > model.config.vocab_size) {
+      throw new EngineError('model_unavailable', `${adapter}: the tokenizer of ${ref.id} has ${tokenizer.tokenizer.vocabSize} ids but the model only ${model.config.vocab_size} embeddings`);
+    }
+    if (adapter !== null && !whole) {
       const settings = await readAdapterSettings(adapter);
       try {
         model.loadLora(await readSafetensors(join(adapter, 'adapter_model.safetensors')), settings);
@@ -170,7 +176,7 @@ export class ChatServer {
         throw unavailable(`cannot load the adapter ${adapter}`, e);
       }
     }
-    this.log('info', `loaded ${ref.id}${adapter === null ? '' : ` with the adapter ${adapter}`}`);
+    this.log('info', whole ? `loaded the fine-tuned model ${adapter} (base ${ref.id})` : `loaded ${ref.id}${adapter === null ? '' : ` with the adapter ${adapter}`}`);
     return { model, ...tokenizer, bytes: new TokenBytes(tokenizer.tokenizer) };
   }
 }

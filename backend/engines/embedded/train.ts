@@ -1,7 +1,8 @@
 // One training job of the embedded engine: load the model and the data, then optimizer steps of accumulated
 // sequences with metrics after each, and evenly spaced checkpoints with eval and a sample answer
 // (ARCHITECTURE.md, "The training rules"; TRAINING.md). Resumes from a checkpoint as if never interrupted: the
-// data order comes from the seed, and the checkpoint holds the adapter, the optimizer moments and the RNG.
+// data order comes from the seed, and the checkpoint holds the adapter (or, under full fine-tuning, the whole
+// model), the optimizer moments and the RNG.
 import type { LoraTargetModule, MetricsData } from '../../../common/api';
 import type { CheckpointMessage, EngineMessage, TrainSpec } from '../../../common/engineProtocol';
 import {
@@ -10,6 +11,8 @@ import {
   readCheckpoint,
   writeCheckpoint,
   type Checkpoint,
+  type FullWeightsToWrite,
+  type LoraWeights,
   type OptimizerState,
   type TrainerState,
 } from './checkpoint';
@@ -35,15 +38,19 @@ export interface TrainContext {
   cancelled(): boolean;
 }
 
-/** Loads a model folder (making a tiny model's first), turning every failure into `model_unavailable`. */
-export async function loadModel(ref: TrainSpec['model']): Promise<{ model: Qwen2Model } & ModelTokenizer> {
+/**
+ * Loads a model folder (making a tiny model's first), turning every failure into `model_unavailable`. The
+ * weights come from `weightsFolder` when given (a full fine-tuning checkpoint), the tokenizer from the base.
+ */
+export async function loadModel(ref: TrainSpec['model'], weightsFolder: string = ref.path): Promise<{ model: Qwen2Model } & ModelTokenizer> {
   await ensureModelFolder(ref);
   const tokenizer = await loadTokenizer(ref.path);
   let model: Qwen2Model;
   try {
-    model = await Qwen2Model.load(ref.path);
+    model = await Qwen2Model.load(weightsFolder);
   } catch (e) {
-    if (ModelError.is(e) || SafetensorsError.is(e)) throw new EngineError('model_unavailable', `cannot load ${ref.id}: ${oneLine(e)}`);
+    const what = weightsFolder === ref.path ? ref.id : `the checkpoint ${weightsFolder} of ${ref.id}`;
+    if (ModelError.is(e) || SafetensorsError.is(e)) throw new EngineError('model_unavailable', `cannot load ${what}: ${oneLine(e)}`);
     throw e;
   }
   if (tokenizer.tokenizer.vocabSize > model.config.vocab_size) {
@@ -57,11 +64,12 @@ export async function loadModel(ref: TrainSpec['model']): Promise<{ model: Qwen2
 
 function checkHyperparameters(spec: TrainSpec): void {
   const h = spec.hyperparameters;
+  const full = h.training_type === 'full';
   const positive: [string, number][] = [
     ['n_epochs', h.n_epochs],
     ['batch_size', h.batch_size],
     ['max_seq_length', h.max_seq_length],
-    ['lora_r', h.lora_r],
+    ...(full ? [] : [['lora_r', h.lora_r] as [string, number]]),
     ['checkpoints', h.checkpoints],
   ];
   for (const [name, value] of positive) {
@@ -72,7 +80,7 @@ function checkHyperparameters(spec: TrainSpec): void {
   if (!(h.learning_rate > 0) || !Number.isFinite(h.learning_rate)) {
     throw new EngineError('engine_error', `hyperparameters.learning_rate must be a positive number, got ${h.learning_rate}`);
   }
-  if (h.lora_target_modules.length === 0) throw new EngineError('engine_error', 'hyperparameters.lora_target_modules is empty');
+  if (!full && h.lora_target_modules.length === 0) throw new EngineError('engine_error', 'hyperparameters.lora_target_modules is empty');
 }
 
 /** The LoRA settings of a job. */
@@ -92,7 +100,16 @@ export async function runTraining(spec: TrainSpec, ctx: TrainContext): Promise<v
   const jobStart = performance.now();
   checkHyperparameters(spec);
   const h = spec.hyperparameters;
-  const { model, tokenizer, special } = await loadModel(spec.model);
+  const full = h.training_type === 'full';
+  // A full run resumes from the weights it trained, which its checkpoint holds as a model folder.
+  const resumed: Checkpoint | null = spec.resume_from === null ? null : await readCheckpoint(spec.resume_from);
+  if (resumed && (resumed.weights.kind === 'full') !== full) {
+    throw new EngineError(
+      'engine_error',
+      `cannot resume from ${spec.resume_from}: it holds ${resumed.weights.kind === 'full' ? 'a whole model (full fine-tuning)' : 'a LoRA adapter'}, this job trains ${full ? 'every weight' : 'a LoRA adapter'}`,
+    );
+  }
+  const { model, tokenizer, special } = await loadModel(spec.model, resumed?.weights.kind === 'full' ? resumed.weights.folder : spec.model.path);
   const maxSeqLength = Math.min(h.max_seq_length, model.config.max_position_embeddings);
   if (maxSeqLength < h.max_seq_length) {
     ctx.log('warn', `max_seq_length ${h.max_seq_length} is beyond the model's context; using ${maxSeqLength}`);
@@ -112,9 +129,7 @@ export async function runTraining(spec: TrainSpec, ctx: TrainContext): Promise<v
   const plan = planRun(data.train.length, h.batch_size, h.n_epochs, h.warmup_ratio, h.checkpoints);
   const lora = loraOptions(spec);
 
-  let resumed: Checkpoint | null = null;
-  if (spec.resume_from !== null) {
-    resumed = await readCheckpoint(spec.resume_from);
+  if (resumed) {
     const s = resumed.state;
     if (s.total_steps !== plan.totalSteps || s.train_examples !== data.train.length || s.seed !== spec.seed) {
       throw new EngineError(
@@ -122,8 +137,12 @@ export async function runTraining(spec: TrainSpec, ctx: TrainContext): Promise<v
         `cannot resume from ${spec.resume_from}: it was made for ${s.train_examples} training examples, ${s.total_steps} steps and seed ${s.seed}; this job has ${data.train.length}, ${plan.totalSteps} and ${spec.seed}`,
       );
     }
+  }
+  if (full) {
+    model.setFullFineTuning(true);
+  } else if (resumed?.weights.kind === 'lora') {
     try {
-      model.loadLora(resumed.adapter, lora);
+      model.loadLora(resumed.weights.adapter, lora);
     } catch (e) {
       throw new EngineError('engine_error', `cannot resume from ${spec.resume_from}: ${oneLine(e)}`);
     }
@@ -132,6 +151,8 @@ export async function runTraining(spec: TrainSpec, ctx: TrainContext): Promise<v
   }
   const params = model.parameters();
   // No weight decay on LoRA weights (peft/transformers practice: B starts at zero and decays towards the base).
+  // Full fine-tuning keeps the same optimizer, weight decay 0 too: on the tiny models' short runs decay only
+  // pulls the weights towards zero, and one rule for both kinds keeps resumed runs simple.
   const optimizer = new AdamW(params, { weightDecay: 0 });
   if (resumed) optimizer.setState(optimizerFrom(resumed.optimizer, params, spec.resume_from ?? ''));
   const rng = resumed ? Rng.fromState(resumed.state.rng) : new Rng(spec.seed);
@@ -139,7 +160,8 @@ export async function runTraining(spec: TrainSpec, ctx: TrainContext): Promise<v
   let trainedTokens = resumed ? resumed.state.trained_tokens : 0;
 
   const trainable = params.reduce((n, p) => n + p.data.length, 0);
-  ctx.log('info', `${spec.model.id}: LoRA r=${lora.r} alpha=${lora.alpha} on ${lora.targetModules.join(', ')} (${trainable} trainable parameters); ${plan.totalSteps} steps`, {
+  const what = full ? 'full fine-tuning of every weight' : `LoRA r=${lora.r} alpha=${lora.alpha} on ${lora.targetModules.join(', ')}`;
+  ctx.log('info', `${spec.model.id}: ${what} (${trainable} trainable parameters); ${plan.totalSteps} steps`, {
     trainable_parameters: trainable,
   });
   ctx.send({
@@ -230,9 +252,11 @@ export async function runTraining(spec: TrainSpec, ctx: TrainContext): Promise<v
     };
     const adam = optimizer.getState();
     const moments = new Map(params.map((p, i) => [p.name, { m: adam.m[i], v: adam.v[i] }]));
+    const weights: LoraWeights | FullWeightsToWrite = full
+      ? { kind: 'full', model, baseFolder: spec.model.path }
+      : { kind: 'lora', adapterConfig: adapterConfig(spec.model.id, lora), adapter: model.loraTensors() };
     await writeCheckpoint(path, {
-      adapterConfig: adapterConfig(spec.model.id, lora),
-      adapter: model.loraTensors(),
+      weights,
       state,
       optimizer: { step: adam.step, moments },
     });

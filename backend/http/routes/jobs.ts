@@ -56,7 +56,7 @@ export async function buildJob(owner: Owner, request: CreateJobRequest, deps: Jo
   const input: HyperparametersInput = { ...request.hyperparameters, ...request.method?.supervised?.hyperparameters };
   let hyperparameters: Hyperparameters;
   try {
-    hyperparameters = resolveHyperparameters(input, model.defaults, model.contextLength, validationPath !== null);
+    hyperparameters = resolveHyperparameters(input, model.defaults, model.contextLength, validationPath !== null, model.capabilities);
   } catch (error) {
     if (!HyperparameterError.is(error)) throw error;
     const where = request.method?.supervised?.hyperparameters?.[error.param] !== undefined || request.hyperparameters?.[error.param] === undefined ? HYPERPARAMETERS_PATH : 'hyperparameters';
