@@ -4,6 +4,7 @@
  * Optional by design: where WebAssembly is unavailable, callers take their JavaScript paths, which give
  * identical results.
  */
+import { block, br, brIf, end, F64, get, I32, i32, loop, name, section, set, simd, tee, unsigned, V128, vector } from '../wasm';
 
 /** Where the special bytes of one line are: `positions[0, count)`, offsets from the line's start, in order. */
 export interface SpecialBytes {
@@ -106,42 +107,8 @@ function loadKernel(): Kernel | null {
  *   hash(length) -> f64: `lineHash` of bytes [0, length), step for step the same arithmetic.
  */
 function assembleKernel(): Uint8Array {
-  const I32 = 0x7f;
-  const F64 = 0x7c;
-  const V128 = 0x7b;
-  const unsigned = (n: number): number[] => {
-    const out: number[] = [];
-    do {
-      let byte = n & 0x7f;
-      n >>>= 7;
-      if (n !== 0) byte |= 0x80;
-      out.push(byte);
-    } while (n !== 0);
-    return out;
-  };
-  const signed = (n: number): number[] => {
-    const out: number[] = [];
-    n |= 0;
-    for (;;) {
-      const byte = n & 0x7f;
-      n >>= 7;
-      if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) return [...out, byte];
-      out.push(byte | 0x80);
-    }
-  };
-  const vector = (items: number[][]): number[] => [...unsigned(items.length), ...items.flat()];
-  const section = (id: number, body: number[]): number[] => [id, ...unsigned(body.length), ...body];
-  const name = (s: string): number[] => [...unsigned(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
   // Instructions (WebAssembly core and SIMD opcodes).
-  const get = (local: number): number[] => [0x20, local];
-  const set = (local: number): number[] => [0x21, local];
-  const tee = (local: number): number[] => [0x22, local];
-  const i32 = (n: number): number[] => [0x41, ...signed(n)];
   const call = (f: number): number[] => [0x10, f];
-  const simd = (op: number): number[] => [0xfd, ...unsigned(op)];
-  const [block, loop, end] = [[0x02, 0x40], [0x03, 0x40], [0x0b]];
-  const br = (depth: number): number[] => [0x0c, depth];
-  const brIf = (depth: number): number[] => [0x0d, depth];
   const [eqz, geU, gtU, ctz, add, sub, mul, and, xor, shl, shrU] = [[0x45], [0x4f], [0x4b], [0x68], [0x6a], [0x6b], [0x6c], [0x71], [0x73], [0x74], [0x76]];
   const load = (offset: number): number[] => [0x28, 2, offset];
   const load8 = [0x2d, 0, 0];

@@ -13,6 +13,7 @@
 // costs no copy. Optional by design: where WebAssembly SIMD is unavailable (or FT_NO_SIMD=1), `simdKernel()` is
 // null and callers keep their JavaScript loops. Float32 arithmetic throughout (the JS loops sum in float64), so
 // results differ from those loops by float32 rounding only.
+import { block, br, brIf, end, F32, get, I32, i32, loop, name, section, set, simd, tee, unsigned, V128, vector } from '../../../../common/wasm';
 
 /**
  * The part of the WebAssembly API used here, declared locally so the module does not depend on which lib files
@@ -126,52 +127,16 @@ export function roundUp(n: number, block: number): number {
 
 // ---- The assembler: WebAssembly's binary encoding, by name. ----
 
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-
-function unsigned(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function signed(n: number): number[] {
-  const out: number[] = [];
-  n |= 0;
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) return [...out, byte];
-    out.push(byte | 0x80);
-  }
-}
-
-const vector = (items: number[][]): number[] => [...unsigned(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...unsigned(body.length), ...body];
-const name = (s: string): number[] => [...unsigned(s.length), ...Array.from(s, (ch) => ch.charCodeAt(0))];
 const bytesOf = (x: Float32Array | Int32Array): number[] => Array.from(new Uint8Array(x.buffer));
 // Core instructions.
-const get = (local: number): number[] => [0x20, ...unsigned(local)];
-const set = (local: number): number[] => [0x21, ...unsigned(local)];
-const tee = (local: number): number[] => [0x22, ...unsigned(local)];
-const i32 = (n: number): number[] => [0x41, ...signed(n)];
 const f32 = (x: number): number[] => [0x43, ...bytesOf(new Float32Array([x]))];
-const [block, loop, end, ifThen] = [[0x02, 0x40], [0x03, 0x40], [0x0b], [0x04, 0x40]];
-const br = (depth: number): number[] => [0x0c, depth];
-const brIf = (depth: number): number[] => [0x0d, depth];
+const ifThen = [0x04, 0x40];
 const select = [0x1b];
 const [add, mul, and, shl, shrU, ltS, geS] = [[0x6a], [0x6c], [0x71], [0x74], [0x76], [0x48], [0x4e]];
 const [f32Add, f32Div, f32Max] = [[0x92], [0x95], [0x97]];
 const f32Store = (offset: number): number[] => [0x38, 2, ...unsigned(offset)];
 const f32Load = (offset: number): number[] => [0x2a, 2, ...unsigned(offset)];
 // SIMD instructions (memarg: log2 alignment, offset).
-const simd = (op: number): number[] => [0xfd, ...unsigned(op)];
 const load128 = (offset: number): number[] => [...simd(0x00), 4, ...unsigned(offset)];
 const splat32 = (offset: number): number[] => [...simd(0x09), 2, ...unsigned(offset)];
 const store128 = (offset: number): number[] => [...simd(0x0b), 4, ...unsigned(offset)];
