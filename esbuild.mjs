@@ -34,6 +34,14 @@ for (const { name, optional, ...options } of entries) {
   contexts.push({ name, context: await esbuild.context({ ...node, ...options }) });
 }
 
+// The webview apps run in the webview (a browser): one script each, no module loader there.
+const webviews = [{ name: 'New Training Run webview', entryPoints: ['webview/newRun/main.ts'], outfile: 'dist/webview/newRun.js' }];
+for (const { name, ...options } of webviews) {
+  if (!existsSync(options.entryPoints[0])) continue;
+  const browser = { bundle: true, platform: 'browser', format: 'iife', target: 'es2022', sourcemap: !production, minify: production, logLevel: 'warning' };
+  contexts.push({ name, context: await esbuild.context({ ...browser, ...options }) });
+}
+
 if (watch) {
   await Promise.all(contexts.map(({ context }) => context.watch()));
   console.log(`watching ${contexts.map((c) => c.name).join(', ')}`);

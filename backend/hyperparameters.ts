@@ -4,44 +4,9 @@
 // model (its context length, its default learning rate).
 import type { Hyperparameters, HyperparametersInput, LoraTargetModule } from '../common/api';
 import { LORA_TARGET_MODULES } from '../common/api';
+import { GENERAL_DEFAULTS, MIN_SEQ_LENGTH, RANGES, type Range } from '../common/hyperparameters';
 
-/**
- * What a job gets when neither the request nor the model says otherwise: the common LoRA choices (TRAINING.md:
- * rank 16, alpha 2 × rank, all seven projections, cosine schedule with a short warm-up).
- */
-export const GENERAL_DEFAULTS: Hyperparameters = {
-  n_epochs: 3,
-  batch_size: 8,
-  learning_rate: 1e-4,
-  learning_rate_multiplier: 1,
-  max_seq_length: 2048,
-  warmup_ratio: 0.05,
-  lr_scheduler: 'cosine',
-  training_type: 'lora',
-  lora_r: 16,
-  lora_alpha: 32,
-  lora_dropout: 0.05,
-  lora_target_modules: [...LORA_TARGET_MODULES],
-  checkpoints: 3,
-  eval_ratio: 0.1,
-};
-
-/** The ranges of the numeric values, inclusive unless the name says otherwise. */
-export const RANGES = {
-  n_epochs: { min: 1, max: 100, integer: true },
-  batch_size: { min: 1, max: 1024, integer: true },
-  learning_rate: { min: 0, max: 1, integer: false, minExclusive: true },
-  learning_rate_multiplier: { min: 0, max: 100, integer: false, minExclusive: true },
-  warmup_ratio: { min: 0, max: 0.5, integer: false },
-  lora_r: { min: 1, max: 256, integer: true },
-  lora_alpha: { min: 0, max: 1024, integer: false, minExclusive: true },
-  lora_dropout: { min: 0, max: 0.5, integer: false },
-  checkpoints: { min: 1, max: 100, integer: true },
-  eval_ratio: { min: 0, max: 0.5, integer: false },
-} as const;
-
-/** The shortest maximum sequence length accepted (the chat template alone takes a dozen tokens). */
-export const MIN_SEQ_LENGTH = 16;
+export { GENERAL_DEFAULTS, MIN_SEQ_LENGTH, RANGES } from '../common/hyperparameters';
 
 /** A value out of its range; `param` is the field's name inside `hyperparameters`. */
 export class HyperparameterError extends Error {
@@ -75,7 +40,7 @@ export function modelDefaults(own: Partial<Hyperparameters>, contextLength: numb
 }
 
 function checkRange(name: keyof typeof RANGES, value: number): void {
-  const range: { min: number; max: number; integer: boolean; minExclusive?: boolean } = RANGES[name];
+  const range: Range = RANGES[name];
   const low = range.minExclusive ? value <= range.min : value < range.min;
   if (!Number.isFinite(value) || low || value > range.max || (range.integer && !Number.isInteger(value))) {
     const span = `${range.minExclusive ? `greater than ${range.min}` : `at least ${range.min}`} and at most ${range.max}`;

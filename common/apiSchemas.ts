@@ -5,6 +5,7 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { ChatCompletionRequest, CreateJobRequest } from './api';
 import { LORA_TARGET_MODULES, LR_SCHEDULERS, TRAINING_TYPES } from './api';
+import { SEED_MAX } from './hyperparameters';
 
 /** Why a body does not fit its schema: the field as a dotted path (`method.supervised.hyperparameters.lora_r`). */
 export interface SchemaError {
@@ -59,7 +60,7 @@ export const createJobSchema = {
     training_file: { type: 'string', minLength: 1 },
     validation_file: { type: ['string', 'null'] },
     suffix: { type: ['string', 'null'], maxLength: SUFFIX_MAX, pattern: SUFFIX_PATTERN },
-    seed: { type: ['integer', 'null'], minimum: 0, maximum: 2147483647 },
+    seed: { type: ['integer', 'null'], minimum: 0, maximum: SEED_MAX },
     metadata: {
       type: ['object', 'null'],
       maxProperties: METADATA_MAX_PAIRS,

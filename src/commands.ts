@@ -3,6 +3,8 @@ import type { Ctx } from './ctx';
 import { chooseDataset, isSynced } from './datasets';
 import { DatasetClientError } from './errors';
 import { baseName, convertSummary } from './format';
+import { newRunCommandFactories } from './newRunPanel';
+import { trainingCommandFactories } from './training';
 
 /** A command's handler, made from the context once at activation. */
 export type CommandFactory = (ctx: Ctx) => (...args: unknown[]) => unknown;
@@ -43,6 +45,10 @@ export const commandFactories: Readonly<Record<string, CommandFactory>> = {
   },
 
   'finetune.showLogs': (ctx) => () => ctx.log.show(),
+
+  // The training workflow's commands live beside their services.
+  ...trainingCommandFactories,
+  ...newRunCommandFactories,
 };
 
 /** Registers every command for the extension's lifetime, each behind one error boundary. */

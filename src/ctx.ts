@@ -3,8 +3,10 @@ import { BigFileWatcher } from './bigFiles';
 import { Config } from './config';
 import { DatasetClient } from './datasetClient';
 import { DatasetClientError, describeError } from './errors';
+import { NewRunPanels } from './newRunPanel';
 import { StatisticsPanels } from './statistics';
 import { DatasetStatusBar } from './statusBar';
+import { Training } from './training';
 import { VisibleRangesReporter } from './visibleRanges';
 
 /** The name of the one output channel: the extension's log and the language client's. */
@@ -21,6 +23,10 @@ export class Ctx {
   readonly client: DatasetClient;
   readonly statistics: StatisticsPanels;
   readonly statusBar: DatasetStatusBar;
+  /** Backends, runs tree, run status bar (issue 6); connects lazily, when the view is shown or a command needs it. */
+  readonly training: Training;
+  /** The "New Training Run" form panels. */
+  readonly newRun: NewRunPanels;
 
   constructor(readonly extension: vscode.ExtensionContext) {
     this.log = vscode.window.createOutputChannel(LOG_CHANNEL_NAME, { log: true });
@@ -47,6 +53,9 @@ export class Ctx {
       new VisibleRangesReporter(this.client),
       new BigFileWatcher(this.client, this.log),
     );
+    this.training = new Training({ extension, log: this.log, config: this.config, showError: (message) => this.showError(message) });
+    this.newRun = new NewRunPanels({ extension, log: this.log, backends: this.training.backends, datasets: this.client });
+    this.pushExtCleanup(this.training, this.newRun);
   }
 
   /** Ties disposables to the extension's lifetime (released on deactivation, in reverse order by VS Code). */

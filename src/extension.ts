@@ -3,10 +3,13 @@ import { registerCommands } from './commands';
 import { Ctx } from './ctx';
 import { useTranslator } from './l10n';
 import type { StatusBarView } from './statusBar';
+import type { TrainingApi } from './training';
 
 /** What `activate` returns to other extensions and to the in-host tests. */
 export interface FinetuneApi {
   readonly statusBar: StatusBarView;
+  /** Backends, the runs model and tree, the run status-bar item, the notifications shown. */
+  readonly training: TrainingApi;
 }
 
 let ctx: Ctx | undefined;
@@ -21,11 +24,11 @@ export function activate(context: vscode.ExtensionContext): FinetuneApi {
   ctx = new Ctx(context);
   registerCommands(ctx);
   ctx.client.startWhenDatasetOpens();
-  return { statusBar: ctx.statusBar };
+  return { statusBar: ctx.statusBar, training: ctx.training.api };
 }
 
 /** Stops the language server cleanly; VS Code waits for the returned promise, then disposes the rest. */
 export async function deactivate(): Promise<void> {
-  await ctx?.client.stop();
+  await Promise.all([ctx?.client.stop(), ctx?.training.stop()]);
   ctx = undefined;
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -17,10 +17,16 @@ const contributed = manifest.contributes.commands.map((c) => c.command).sort();
 
 describe('extension manifest', () => {
   it('contributes exactly the commands the extension registers', () => {
-    const source = readFileSync(join(root, 'src', 'commands.ts'), 'utf8');
-    const table = source.slice(source.indexOf('export const commandFactories'), source.indexOf('export function registerCommands'));
-    const registered = [...table.matchAll(/^ {2}'(finetune\.[A-Za-z]+)':/gm)].map((m) => m[1]).sort();
-    assert.deepEqual(registered, contributed);
+    // commands.ts's table spreads in the tables that live beside their services; read every such table.
+    const registered: string[] = [];
+    for (const file of readdirSync(join(root, 'src')).filter((f) => f.endsWith('.ts'))) {
+      const source = readFileSync(join(root, 'src', file), 'utf8');
+      for (const start of source.matchAll(/Record<string, CommandFactory>> = \{\n/g)) {
+        const table = source.slice(start.index, source.indexOf('\n};', start.index));
+        registered.push(...[...table.matchAll(/^ {2}'(finetune\.[A-Za-z]+)':/gm)].map((m) => m[1]));
+      }
+    }
+    assert.deepEqual(registered.sort(), contributed);
   });
 
   it('names commands finetune.verbNoun under the Finetune category', () => {

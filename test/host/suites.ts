@@ -7,6 +7,8 @@ const HERE = __dirname;
 export const SUITES = {
   integration: join(HERE, 'integrationSuite.ts'),
   failing: join(HERE, 'failingSuite.ts'),
+  training: join(HERE, 'trainingSuite.ts'),
+  newRun: join(HERE, 'newRunSuite.ts'),
 } as const;
 
 /** The environment variable that names the report file; the Node-side runner sets it for the host. */

@@ -1,0 +1,173 @@
+// The runs sidebar's pure parts: the model's updates from fills, snapshots, metrics and checkpoints; the
+// once-per-job finish reports (not on the initial fill, not again after a reconnect's snapshots); the wording.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { FineTuningJob, FineTuningJobCheckpoint, JobStatus, MetricsEvent } from '../common/api';
+import { RunsModel, runRefOf, type ModelChange, type RunFinished } from '../src/runsModel';
+import { checkpointDescription, finishedMessage, runDescription, runLabel, runProgress, runStatusText, runTooltip, shortJobId, statusIcon } from '../src/runsText';
+
+const ID = 'ftjob-abcdefghijklmnopqrstuvwx';
+
+function job(status: JobStatus, extra: Partial<FineTuningJob> = {}): FineTuningJob {
+  const h = {
+    n_epochs: 1, batch_size: 4, learning_rate: 0.002, learning_rate_multiplier: 1, max_seq_length: 512, warmup_ratio: 0.05,
+    lr_scheduler: 'cosine' as const, training_type: 'lora' as const, lora_r: 16, lora_alpha: 32, lora_dropout: 0,
+    lora_target_modules: ['q_proj' as const], checkpoints: 2, eval_ratio: 0,
+  };
+  return {
+    id: ID, object: 'fine_tuning.job', created_at: 1000, finished_at: null, model: 'tiny-qwen2-1m', fine_tuned_model: null,
+    organization_id: 'org', status, training_file: 'file-x', validation_file: null, hyperparameters: h,
+    method: { type: 'supervised', supervised: { hyperparameters: h } }, result_files: [], trained_tokens: null, error: null,
+    seed: 7, suffix: null, metadata: null, estimated_finish: null, integrations: [], user_provided_suffix: null,
+    started_at: null, queue_position: null, engine: 'embedded', gpus: 0, progress: null, last_event_seq: 0, ...extra,
+  };
+}
+
+function checkpoint(step: number, id = `ftckpt-${String(step).padStart(24, '0')}`): FineTuningJobCheckpoint {
+  return {
+    id, object: 'fine_tuning.job.checkpoint', created_at: 1, fine_tuned_model_checkpoint: `tiny:ckpt-${step}`, fine_tuning_job_id: ID,
+    metrics: { step, train_loss: 1.23456, train_mean_token_accuracy: 0.5, valid_loss: 1.5 }, step_number: step, sample: null,
+  };
+}
+
+function watch(model: RunsModel): { finished: RunFinished[]; changes: ModelChange[] } {
+  const finished: RunFinished[] = [];
+  const changes: ModelChange[] = [];
+  model.onFinished((f) => finished.push(f));
+  model.onChange((c) => changes.push(c));
+  return { finished, changes };
+}
+
+describe('runs model', () => {
+  it('reports no finish for runs the fill shows already final, nor when their snapshots come again', () => {
+    const model = new RunsModel();
+    model.setBackends(['local']);
+    const { finished } = watch(model);
+    model.fill('local', [job('succeeded'), job('failed', { id: 'ftjob-bbbbbbbbbbbbbbbbbbbbbbbb' })]);
+    model.applyJob('local', job('succeeded'));
+    model.applyJob('local', job('failed', { id: 'ftjob-bbbbbbbbbbbbbbbbbbbbbbbb' }));
+    assert.deepEqual(finished, []);
+  });
+
+  it('reports a watched run that finishes once, however often the final snapshot arrives (reconnects)', () => {
+    const model = new RunsModel();
+    model.setBackends(['local']);
+    const { finished } = watch(model);
+    model.fill('local', [job('running')]);
+    model.applyJob('local', job('succeeded'));
+    model.applyJob('local', job('succeeded'));
+    // A reconnect refills from the listing and resends snapshots.
+    model.fill('local', [job('succeeded')]);
+    model.applyJob('local', job('succeeded'));
+    assert.deepEqual(finished.map((f) => f.status), ['succeeded']);
+  });
+
+  it('reports a run that finished while disconnected, when the refill shows it final', () => {
+    const model = new RunsModel();
+    model.setBackends(['local']);
+    const { finished } = watch(model);
+    model.fill('local', [job('queued')]);
+    model.fill('local', [job('failed')]);
+    assert.deepEqual(finished.map((f) => f.status), ['failed']);
+  });
+
+  it('reports a run created after the fill (first seen queued) when it finishes, and never steps back from final', () => {
+    const model = new RunsModel();
+    model.setBackends(['local']);
+    const { finished, changes } = watch(model);
+    model.fill('local', []);
+    model.applyJob('local', job('queued'));
+    assert.deepEqual(changes.at(-1), { kind: 'run', backend: 'local', jobId: ID, added: true });
+    model.applyJob('local', job('cancelled'));
+    // A late "running" snapshot (a request's answer racing the stream) must not undo the final status.
+    model.applyJob('local', job('running'));
+    assert.equal(model.run('local', ID)?.job.status, 'cancelled');
+    assert.deepEqual(finished.map((f) => f.status), ['cancelled']);
+    assert.deepEqual(changes.at(-1), { kind: 'run', backend: 'local', jobId: ID, added: false });
+  });
+
+  it('keeps checkpoints once per id, by step, and merges a later full listing', () => {
+    const model = new RunsModel();
+    model.setBackends(['b']);
+    model.fill('b', [job('running')]);
+    model.applyCheckpoint('b', ID, checkpoint(20));
+    model.applyCheckpoint('b', ID, checkpoint(10));
+    model.applyCheckpoint('b', ID, checkpoint(20));
+    assert.deepEqual(model.run('b', ID)?.checkpoints.map((c) => c.step_number), [10, 20]);
+    model.setCheckpoints('b', ID, [checkpoint(5), checkpoint(10)]);
+    const run = model.run('b', ID);
+    assert.deepEqual(run?.checkpoints.map((c) => c.step_number), [5, 10, 20]);
+    assert.equal(run?.checkpointsLoaded, true);
+  });
+
+  it('follows metrics for progress and loss, and picks the most recently started running job', () => {
+    const model = new RunsModel();
+    model.setBackends(['a', 'b']);
+    model.fill('a', [job('running', { started_at: 100 })]);
+    model.fill('b', [job('running', { id: 'ftjob-cccccccccccccccccccccccc', started_at: 200, suffix: 'newer' }), job('queued', { id: 'ftjob-dddddddddddddddddddddddd' })]);
+    assert.equal(model.currentRun()?.job.suffix, 'newer');
+    const metrics: MetricsEvent = {
+      id: 'ftevent-1', object: 'fine_tuning.job.event', created_at: 1, level: 'info', message: '', seq: 3, job_id: 'ftjob-cccccccccccccccccccccccc', type: 'metrics',
+      data: { step: 12, total_steps: 96, epoch: 0.1, train_loss: 1.2345, train_mean_token_accuracy: 0.4, learning_rate: 1e-3, grad_norm: 1, tokens_per_second: 10, elapsed: 3 },
+    };
+    model.applyEvent('b', metrics);
+    const current = model.currentRun();
+    assert.ok(current);
+    assert.equal(runStatusText(current), '$(sync~spin) newer 12/96 · loss 1.23');
+    model.applyJob('b', job('succeeded', { id: 'ftjob-cccccccccccccccccccccccc', started_at: 200 }));
+    assert.equal(model.currentRun()?.backend, 'a');
+  });
+
+  it('keeps the state of backends that stay when the list changes, and drops the others', () => {
+    const model = new RunsModel();
+    model.setBackends(['a', 'b']);
+    model.fill('a', [job('queued')]);
+    model.setBackends(['b', 'a']);
+    assert.equal(model.runsOf('a').length, 1);
+    model.setBackends(['b']);
+    assert.equal(model.backend('a'), undefined);
+  });
+});
+
+describe('runs wording', () => {
+  it('labels a run by its suffix, else the short id', () => {
+    assert.equal(runLabel(job('queued', { suffix: 'my-run' })), 'my-run');
+    assert.equal(runLabel(job('queued')), shortJobId(ID));
+    assert.equal(shortJobId(ID), 'ftjob-abcdefgh');
+  });
+
+  it('describes progress and ETA while running, the queue position while queued', () => {
+    const running = job('running', { progress: { step: 12, total_steps: 96, epoch: 0.2 }, estimated_finish: 1000 + 180 });
+    assert.equal(runProgress(running, 1000), 'step 12/96 · ETA 3 min');
+    assert.equal(runDescription(running, 1000), 'tiny-qwen2-1m · step 12/96 · ETA 3 min');
+    assert.equal(runDescription(job('queued', { queue_position: 2 }), 0), 'tiny-qwen2-1m · queued #2');
+    assert.equal(runDescription(job('succeeded'), 0), 'tiny-qwen2-1m · succeeded');
+    assert.equal(runProgress(job('running', { estimated_finish: 1000 + 3 * 3600 + 5 * 60 }), 1000), 'ETA 3 h 05 min');
+  });
+
+  it('has an icon per status', () => {
+    assert.deepEqual(
+      (['validating_files', 'queued', 'running', 'succeeded', 'failed', 'cancelled'] as const).map(statusIcon),
+      ['watch', 'watch', 'loading~spin', 'pass', 'error', 'circle-slash'],
+    );
+  });
+
+  it('puts the settings used in the tooltip, and the error of a failed run', () => {
+    const failed = job('failed', { error: { code: 'out_of_memory', message: 'Out of memory at batch 8', param: null } });
+    const tooltip = runTooltip({ backend: 'gpu', job: failed, checkpoints: [], checkpointsLoaded: false, lastLoss: undefined });
+    assert.match(tooltip, /\| Method \| LoRA \\\(rank 16, alpha 32, dropout 0\\\) \|/);
+    assert.match(tooltip, /\| Learning rate \| 0\\\.002 \\\(cosine, warm\\-up 0\\\.05\\\) \|/);
+    assert.match(tooltip, /Out of memory at batch 8/);
+    assert.equal(finishedMessage(failed), `Training run ${shortJobId(ID)} failed: Out of memory at batch 8`);
+  });
+
+  it('describes a checkpoint by its losses', () => {
+    assert.equal(checkpointDescription(checkpoint(10)), 'train 1.235 · valid 1.500');
+  });
+
+  it('reads a run reference from any argument with backend and jobId strings', () => {
+    assert.deepEqual(runRefOf({ backend: 'b', jobId: ID, extra: 1 }), { backend: 'b', jobId: ID });
+    assert.equal(runRefOf({ backend: 'b' }), undefined);
+    assert.equal(runRefOf(undefined), undefined);
+  });
+});
