@@ -87,6 +87,12 @@ export interface JobRuntime {
   checkpointFiles(owner: Owner, jobId: string, checkpointId: string): Promise<(CheckpointFile & { path: string })[] | undefined>;
   /** Whether a job that is not final uses the file (such a file may not be deleted). */
   fileInUse(owner: Owner, fileId: string): boolean;
+  /**
+   * Training tokens a second of this backend's latest succeeded job on that engine and base model (any owner's:
+   * it measures the machine, not the user), for a base model's `measured_tokens_per_second`; undefined when none
+   * has finished. Optional: a runtime that measures nothing leaves it out.
+   */
+  measuredThroughput?(engine: string, model: string): number | undefined;
   /** Fine-tuned models and checkpoints of this owner, for `/v1/models`. */
   fineTunedModels(owner: Owner): ModelObject[];
   /** A job's `fine_tuned_model` or a checkpoint's `fine_tuned_model_checkpoint`, resolved; undefined otherwise. */

@@ -357,6 +357,12 @@ export interface ModelObject {
   /** The hyper-parameters a job on this base model gets by default. */
   default_hyperparameters?: Hyperparameters;
   description?: string;
+  /**
+   * Base models, ours: the training throughput (tokens a second, the median of a step's rate) of this
+   * backend's most recent successful job on this model and engine; absent until one has finished. What a
+   * client estimates a run's duration from.
+   */
+  measured_tokens_per_second?: number;
 }
 
 export interface GpuInfo {

@@ -236,6 +236,7 @@ export const modelSchema = {
     unavailable_reason: { type: 'string' },
     default_hyperparameters: hyperparametersSchema,
     description: { type: 'string' },
+    measured_tokens_per_second: { type: 'number', exclusiveMinimum: 0 },
   },
 } as const;
 

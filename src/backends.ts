@@ -1,9 +1,10 @@
 // The extension's backends (issue 6): `finetune.backends` from the settings, the embedded local backend when the
 // user chose it, and the one `npm start` runs (FINETUNE_BACKEND_URL/KEY); API keys in SecretStorage. For each
 // backend one BackendClient, and — once the runs view is shown or a command needs it — one connection that fills
-// the RunsModel from `listJobs` and keeps it current with a JobEventStream following every job.
+// the RunsModel from `listJobs` and keeps it current with a JobEventStream following every job, and lists the
+// backend's uploaded files (again after the form uploads one: the stream carries no file events).
 import * as vscode from 'vscode';
-import type { FineTuningJob } from '../common/api';
+import type { FileObject, FineTuningJob } from '../common/api';
 import { BackendClient } from './backendClient';
 import { BackendError } from './backendErrors';
 import { JobEventStream } from './backendEvents';
@@ -320,7 +321,37 @@ export class Backends implements BackendRegistry, vscode.Disposable {
     if (connection && this.deps.model.run(backend, jobId) === undefined) {
       this.deps.model.applyJob(backend, await connection.client.getJob(jobId));
     }
+    // The form reveals the run it created, usually after uploading its dataset: the Datasets node shows that file.
+    await this.refreshFiles(backend);
     await this.revealer?.(backend, jobId);
+  }
+
+  /**
+   * Lists a connected backend's files into the model (every page). A failure is logged and shown under the
+   * Datasets node, never thrown: the files are an aside to the runs. Does nothing when not connected.
+   */
+  async refreshFiles(name: string): Promise<void> {
+    const connection = this.connections.get(name);
+    if (!connection) return;
+    try {
+      const files: FileObject[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await connection.client.listFiles({ after, limit: 100 }, { signal: connection.abort.signal });
+        files.push(...page.data);
+        const last = page.data.at(-1)?.id;
+        if (!page.has_more || last === undefined) break;
+        after = last;
+      }
+      // A reconnect or refresh while the listing ran: its own listing is the one that counts.
+      if (this.connections.get(name) !== connection) return;
+      this.deps.model.setFiles(name, files);
+    } catch (error) {
+      if (this.connections.get(name) !== connection) return;
+      const message = error instanceof Error ? error.message : String(error);
+      this.deps.log.warn(`${name}: the files could not be listed: ${message}`);
+      this.deps.model.setFilesError(name, vscode.l10n.t('The datasets could not be listed: {0}', message));
+    }
   }
 
   /**
@@ -380,6 +411,7 @@ export class Backends implements BackendRegistry, vscode.Disposable {
       stream.start();
       model.setConnection(name, { kind: 'connected' });
       log.info(`${name}: connected to ${client.url}, ${jobs.length} run(s).`);
+      void this.refreshFiles(name);
     } catch (error) {
       abort.abort();
       const failure = BackendError.is(error) ? error : new BackendError('protocol', error instanceof Error ? error.message : String(error), { cause: error });

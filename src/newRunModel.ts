@@ -268,8 +268,36 @@ export function parametersText(parameters: number): string {
   return `${(parameters / 1e3).toFixed(1)}K`;
 }
 
-/** The summary's rows for valid settings on a checked dataset; why there is none otherwise. */
-export function summaryView(numbers: DatasetNumbers | undefined, values: FormValues, estimated: boolean): SummaryView {
+/**
+ * Seconds the training steps of a run take at a measured rate: tokens per epoch × epochs ÷ tokens a second.
+ * Undefined without a usable rate. Evaluation and checkpoint samples are not counted: they are a small share.
+ */
+export function estimatedSeconds(plan: Pick<RunPlanNumbers, 'tokensPerEpoch'>, epochs: number, tokensPerSecond: number | undefined): number | undefined {
+  if (tokensPerSecond === undefined || !Number.isFinite(tokensPerSecond) || tokensPerSecond <= 0) return undefined;
+  return (plan.tokensPerEpoch * epochs) / tokensPerSecond;
+}
+
+/** A duration as the summary says it: whole minutes (at least 1), with hours from 90 minutes on. */
+export function durationText(seconds: number): string {
+  const minutes = Math.max(1, Math.round(seconds / 60));
+  if (minutes < 90) return l10n.t('about {0} min', countText(minutes));
+  return l10n.t('about {0} h {1} min', countText(Math.floor(minutes / 60)), String(minutes % 60));
+}
+
+/** The summary's "Duration" row: from the backend's measured throughput of this model, or why there is none. */
+function durationRow(plan: RunPlanNumbers, epochs: number, tokensKnown: boolean, tokensPerSecond: number | undefined): string {
+  if (tokensPerSecond === undefined) return l10n.t('no estimate yet (no run of this model on this backend)');
+  if (!tokensKnown) return l10n.t('no estimate (the file\'s tokens are not counted here)');
+  const seconds = estimatedSeconds(plan, epochs, tokensPerSecond);
+  if (seconds === undefined) return l10n.t('no estimate yet (no run of this model on this backend)');
+  return l10n.t('{0} (from this backend\'s recent runs of this model)', durationText(seconds));
+}
+
+/**
+ * The summary's rows for valid settings on a checked dataset; why there is none otherwise. `tokensPerSecond` is the
+ * base model's `measured_tokens_per_second` on the backend, when it has one.
+ */
+export function summaryView(numbers: DatasetNumbers | undefined, values: FormValues, estimated: boolean, tokensPerSecond?: number): SummaryView {
   // A file on the backend (a rerun) has its count of examples but no token counts here.
   const tokensKnown = numbers === undefined || numbers.lengths.length > 0 || numbers.tokens > 0;
   const s = values.settings;
@@ -293,7 +321,7 @@ export function summaryView(numbers: DatasetNumbers | undefined, values: FormVal
       { label: l10n.t('Total steps'), value: countText(plan.totalSteps) },
       { label: l10n.t('Checkpoints'), value: countText(plan.checkpoints) },
       { label: l10n.t('Tokens per epoch'), value: tokensKnown ? approx + countText(plan.tokensPerEpoch) : l10n.t('not counted (the file is on the backend)') },
-      { label: l10n.t('Duration'), value: l10n.t('the backend reports no throughput before a run: the dashboard shows the ETA once it runs') },
+      { label: l10n.t('Duration'), value: durationRow(plan, parsed.n_epochs ?? 0, tokensKnown, tokensPerSecond) },
     ],
   };
 }

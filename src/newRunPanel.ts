@@ -205,8 +205,12 @@ export class NewRunPanel {
       void this.loadBackend();
       return;
     }
-    if (values.model !== previous.model) {
-      this.values = applyModelDefaults(values, this.model());
+    // The settings the user has not touched always show the model's defaults: also when the webview's values were
+    // sent before it saw the host's last ones (a model's defaults applied meanwhile), which would otherwise bring
+    // the general defaults back under a model that has its own.
+    const withDefaults = applyModelDefaults(values, this.model());
+    if (JSON.stringify(withDefaults.settings) !== JSON.stringify(values.settings)) {
+      this.values = withDefaults;
       this.valuesRevision++;
     }
     if (datasetKey(values) !== datasetKey(previous)) this.checkDataset();
@@ -447,12 +451,12 @@ export class NewRunPanel {
       defaults: settingsText(defaults),
       fieldErrors,
       dataset,
-      summary: summaryView(numbers, this.values, result?.estimated ?? false),
+      summary: summaryView(numbers, this.values, result?.estimated ?? false, model?.measured_tokens_per_second),
       canStart: blockedReason === undefined && this.launch.phase === 'idle',
       launch: this.launch,
     };
     const remote = this.values.dataset?.kind === 'remote' ? this.values.dataset : undefined;
-    if (remote?.examples !== undefined) view.summary = summaryView({ validExamples: remote.examples, tokens: 0, lengths: [] }, this.values, false);
+    if (remote?.examples !== undefined) view.summary = summaryView({ validExamples: remote.examples, tokens: 0, lengths: [] }, this.values, false, model?.measured_tokens_per_second);
     if (blockedReason !== undefined) view.blockedReason = blockedReason;
     if (this.rerunOf !== undefined) view.rerunOf = this.rerunOf;
     return view;

@@ -1,7 +1,8 @@
-// What the runs sidebar knows, per backend: its connection state and its jobs with their checkpoints, kept
-// current from one `listJobs` fill and then from the event stream's snapshots, metrics and checkpoints. Pure (no
+// What the runs sidebar knows, per backend: its connection state, its jobs with their checkpoints, kept current
+// from one `listJobs` fill and then from the event stream's snapshots, metrics and checkpoints, and its uploaded
+// files (listed on connect and after an upload; the stream says nothing of files). Pure (no
 // `vscode`): the tree, the status-bar item and the notifications read it, and the unit tests drive it directly.
-import type { FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent, JobStatus } from '../common/api';
+import type { FileObject, FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent, JobStatus } from '../common/api';
 import { FINAL_JOB_STATUSES } from '../common/api';
 
 /** Where a backend's connection stands, as the tree shows it. */
@@ -31,6 +32,12 @@ export interface BackendRuns {
   /** Whether `fill` has run since the last reset: before it, the runs are not known. */
   filled: boolean;
   readonly runs: Map<string, RunState>;
+  /** The uploaded files by id, once listed. */
+  readonly files: Map<string, FileObject>;
+  /** Whether the files were listed since the last reset (before that, `files` is empty for want of knowing). */
+  filesListed: boolean;
+  /** Why the last listing of the files failed; undefined once one succeeds. */
+  filesError: string | undefined;
 }
 
 /** A run reached a final status while the sidebar watched it (never for runs first seen final). */
@@ -43,7 +50,9 @@ export interface RunFinished {
 export type ModelChange =
   | { kind: 'backends' }
   | { kind: 'backend'; backend: string }
-  | { kind: 'run'; backend: string; jobId: string; added: boolean };
+  | { kind: 'run'; backend: string; jobId: string; added: boolean }
+  /** The backend's list of files changed (listed, one added or deleted, or the listing failed). */
+  | { kind: 'files'; backend: string };
 
 /** What identifies a run across the extension: the form's "Rerun With Changes" reads this from a run node
  * (src/runsTree.ts re-exports it beside the node classes). */
@@ -91,7 +100,9 @@ export class RunsModel {
   setBackends(names: readonly string[]): void {
     const before = [...this.backends.keys()];
     const kept = new Map<string, BackendRuns>();
-    for (const name of names) kept.set(name, this.backends.get(name) ?? { name, connection: { kind: 'idle' }, filled: false, runs: new Map() });
+    for (const name of names) {
+      kept.set(name, this.backends.get(name) ?? { name, connection: { kind: 'idle' }, filled: false, runs: new Map(), files: new Map(), filesListed: false, filesError: undefined });
+    }
     this.backends.clear();
     for (const [name, runs] of kept) this.backends.set(name, runs);
     if (before.join('\n') !== names.join('\n')) this.emit({ kind: 'backends' });
@@ -129,7 +140,51 @@ export class RunsModel {
     if (!entry) return;
     entry.runs.clear();
     entry.filled = false;
+    entry.files.clear();
+    entry.filesListed = false;
+    entry.filesError = undefined;
     this.emit({ kind: 'backend', backend });
+  }
+
+  /** The backend's files as a listing gave them: replaces what was known. */
+  setFiles(backend: string, files: readonly FileObject[]): void {
+    const entry = this.backends.get(backend);
+    if (!entry) return;
+    entry.files.clear();
+    for (const file of files) entry.files.set(file.id, file);
+    entry.filesListed = true;
+    entry.filesError = undefined;
+    this.emit({ kind: 'files', backend });
+  }
+
+  /** The listing of the files failed: the tree says why (what was listed before stays). */
+  setFilesError(backend: string, message: string): void {
+    const entry = this.backends.get(backend);
+    if (!entry) return;
+    entry.filesError = message;
+    this.emit({ kind: 'files', backend });
+  }
+
+  /** A file the backend deleted. */
+  removeFile(backend: string, fileId: string): void {
+    const entry = this.backends.get(backend);
+    if (!entry?.files.delete(fileId)) return;
+    this.emit({ kind: 'files', backend });
+  }
+
+  /** A backend's files, newest first. */
+  filesOf(backend: string): FileObject[] {
+    const files = [...(this.backends.get(backend)?.files.values() ?? [])];
+    return files.sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : -1));
+  }
+
+  file(backend: string, fileId: string): FileObject | undefined {
+    return this.backends.get(backend)?.files.get(fileId);
+  }
+
+  /** The runs the sidebar knows that train or evaluate on the file, newest first. */
+  runsUsingFile(backend: string, fileId: string): RunState[] {
+    return this.runsOf(backend).filter((r) => r.job.training_file === fileId || r.job.validation_file === fileId);
   }
 
   /**

@@ -1,6 +1,7 @@
 // What the runs sidebar, the run status-bar item and the run notifications say, as pure functions of the model
 // (no `vscode`), so that the wording is unit-tested under plain Node. Icons are codicon ids; the tree wraps them.
-import type { FineTuningJob, FineTuningJobCheckpoint, JobStatus } from '../common/api';
+import type { FileObject, FineTuningJob, FineTuningJobCheckpoint, JobStatus } from '../common/api';
+import { FINAL_JOB_STATUSES } from '../common/api';
 import { formatCount } from './format';
 import { l10n } from './l10n';
 import type { ConnectionState, RunState } from './runsModel';
@@ -155,4 +156,64 @@ export function finishedMessage(job: FineTuningJob): string {
     default:
       return job.error ? l10n.t('Training run {0} failed: {1}', name, job.error.message) : l10n.t('Training run {0} failed.', name);
   }
+}
+
+/** Bytes as `812 B`, `4.2 KB`, `1.3 MB`, `2.0 GB` (powers of 1024, as file managers show sizes). */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Unix seconds as `2026-01-31 14:05` in local time: a date that sorts and reads the same in every language. */
+export function formatTimestamp(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+}
+
+/** A file node's description: `12 examples · 4.2 KB · 2026-01-31 14:05`. */
+export function fileDescription(file: FileObject): string {
+  const examples = file.examples === 1 ? l10n.t('1 example') : l10n.t('{0} examples', formatCount(file.examples));
+  return `${examples} · ${formatBytes(file.bytes)} · ${formatTimestamp(file.created_at)}`;
+}
+
+/** The "Datasets" node's description: how many files, once listed. */
+export function datasetsDescription(count: number | undefined): string {
+  if (count === undefined) return '';
+  return count === 1 ? l10n.t('1 file') : l10n.t('{0} files', count);
+}
+
+/** A file's tooltip, as Markdown: name, id, size, examples, warnings, upload time, and the runs that use it. */
+export function fileTooltip(file: FileObject, runs: readonly RunState[]): string {
+  const rows: [string, string][] = [
+    [l10n.t('File ID'), file.id],
+    [l10n.t('Size'), formatBytes(file.bytes)],
+    [l10n.t('Examples'), formatCount(file.examples)],
+    [l10n.t('Warnings'), formatCount(file.warnings)],
+    [l10n.t('Uploaded'), formatTimestamp(file.created_at)],
+  ];
+  const used = runs.length === 0 ? l10n.t('No run of this backend uses it.') : l10n.t('Used by: {0}', runs.map((r) => `${runLabel(r.job)} (${statusWord(r.job.status)})`).join(', '));
+  const lines = [`**${escapeMarkdown(file.filename)}**`, '', '| | |', '|:--|:--|', ...rows.map(([k, v]) => `| ${k} | ${escapeMarkdown(v)} |`), '', escapeMarkdown(used)];
+  return lines.join('\n');
+}
+
+/**
+ * Why a file cannot be deleted now, for the user: the backend refused (409) because a run that has not finished
+ * uses it. Names those runs when the sidebar knows them; the backend's own words otherwise.
+ */
+export function fileInUseMessage(file: Pick<FileObject, 'filename' | 'id'>, runs: readonly RunState[], backendMessage: string): string {
+  const unfinished = runs.filter((r) => !FINAL_JOB_STATUSES.includes(r.job.status));
+  if (unfinished.length === 0) return l10n.t('{0} was not deleted: {1}', file.filename, backendMessage);
+  return l10n.t(
+    '{0} was not deleted: it is used by {1}, which has not finished. Cancel the run or wait for it to finish, then delete the file.',
+    file.filename,
+    unfinished.map((r) => runLabel(r.job)).join(', '),
+  );
 }

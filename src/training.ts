@@ -3,7 +3,7 @@
 // when the runs view is shown or a command needs a backend. Failures reach the user once per backend and
 // reason, with the action that helps; details go to the log.
 import * as vscode from 'vscode';
-import type { BackendError } from './backendErrors';
+import { BackendError } from './backendErrors';
 import type { BackendRegistry } from './backendRegistry';
 import { Backends } from './backends';
 import type { CommandFactory } from './commands';
@@ -11,7 +11,8 @@ import type { Config } from './config';
 import { RunNotifications, type ShownNotification } from './runNotifications';
 import { RunsModel } from './runsModel';
 import { RunStatusBar, type RunStatusBarView } from './runStatusBar';
-import { CheckpointNode, RunNode, RunsTreeProvider, runRefOf, type RunsTreeNode } from './runsTree';
+import { fileInUseMessage } from './runsText';
+import { CheckpointNode, fileRefOf, RunNode, RunsTreeProvider, runRefOf, type RunsTreeNode } from './runsTree';
 
 /** What the training side needs from the extension. */
 export interface TrainingDeps {
@@ -21,6 +22,15 @@ export interface TrainingDeps {
   showError(message: string): void;
 }
 
+/** What "Delete File" told the user, kept for the in-host tests (as notifications keep theirs). */
+export interface ShownFileMessage {
+  backend: string;
+  fileId: string;
+  /** `deleted`; `in_use` when the backend refused because a run that has not finished uses the file; `failed`. */
+  outcome: 'deleted' | 'in_use' | 'failed';
+  message: string;
+}
+
 /** What the extension's API exposes of the training side, for the in-host tests and other extensions. */
 export interface TrainingApi {
   readonly backends: BackendRegistry;
@@ -28,6 +38,8 @@ export interface TrainingApi {
   readonly tree: vscode.TreeDataProvider<RunsTreeNode> & { readonly onDidChangeTreeData: vscode.Event<RunsTreeNode | undefined> };
   readonly statusBar: RunStatusBarView;
   readonly notifications: { readonly shown: readonly ShownNotification[]; readonly onDidShow: vscode.Event<ShownNotification> };
+  /** The outcomes of "Delete File", in order. */
+  readonly fileMessages: { readonly shown: readonly ShownFileMessage[]; readonly onDidShow: vscode.Event<ShownFileMessage> };
 }
 
 /** The id of the runs view (package.json `contributes.views`). */
@@ -45,6 +57,8 @@ export class Training implements vscode.Disposable {
   /** The reason last shown to the user per backend: a failure is shown once until the backend connects again. */
   private readonly shownFailures = new Map<string, string>();
   private readonly scope: vscode.Disposable[] = [];
+  private readonly fileShown: ShownFileMessage[] = [];
+  private readonly fileShownEmitter = new vscode.EventEmitter<ShownFileMessage>();
 
   constructor(readonly deps: TrainingDeps) {
     this.backends = new Backends({
@@ -83,7 +97,56 @@ export class Training implements vscode.Disposable {
       tree: this.tree,
       statusBar: this.statusBar,
       notifications: this.notifications,
+      fileMessages: { shown: this.fileShown, onDidShow: this.fileShownEmitter.event },
     };
+  }
+
+  /**
+   * Deletes an uploaded file after a modal confirmation naming it (`confirm: false` skips it, for callers that
+   * asked already). The backend refuses (409) while a run that has not finished uses the file: the user is told
+   * which run, and the file stays in the tree.
+   */
+  async deleteFile(backend: string, fileId: string, confirm: boolean): Promise<void> {
+    const file = this.model.file(backend, fileId);
+    const name = file?.filename ?? fileId;
+    if (confirm) {
+      const remove = vscode.l10n.t('Delete');
+      const answer = await vscode.window.showWarningMessage(
+        vscode.l10n.t('Delete the dataset {0} from {1}?', name, backend),
+        { modal: true, detail: vscode.l10n.t('The file is removed from the backend; runs that finished with it keep their results. This cannot be undone.') },
+        remove,
+      );
+      if (answer !== remove) return;
+    }
+    const client = await this.backends.client(backend);
+    try {
+      await client.deleteFile(fileId);
+    } catch (error) {
+      if (!BackendError.is(error)) throw error;
+      const inUse = error.status === 409;
+      const message = inUse
+        ? fileInUseMessage({ filename: name, id: fileId }, this.model.runsUsingFile(backend, fileId), error.message)
+        : vscode.l10n.t('{0} was not deleted: {1}', name, error.message);
+      this.deps.log.warn(`${backend}: DELETE ${fileId}: ${error.message}`);
+      this.showFileMessage({ backend, fileId, outcome: inUse ? 'in_use' : 'failed', message });
+      // A file someone else deleted already is gone: the listing says so.
+      if (error.status === 404) await this.backends.refreshFiles(backend);
+      return;
+    }
+    this.model.removeFile(backend, fileId);
+    this.deps.log.info(`${backend}: deleted ${fileId} (${name}).`);
+    const shown: ShownFileMessage = { backend, fileId, outcome: 'deleted', message: name };
+    this.fileShown.push(shown);
+    this.fileShownEmitter.fire(shown);
+  }
+
+  private showFileMessage(shown: ShownFileMessage): void {
+    this.fileShown.push(shown);
+    this.fileShownEmitter.fire(shown);
+    const showLogs = vscode.l10n.t('Show Logs');
+    void vscode.window.showErrorMessage(shown.message, ...(shown.outcome === 'failed' ? [showLogs] : [])).then((action) => {
+      if (action === showLogs) this.deps.log.show(true);
+    });
   }
 
   /** Reads a run's checkpoint list once (the live stream adds the later ones). */
@@ -127,6 +190,7 @@ export class Training implements vscode.Disposable {
   dispose(): void {
     for (const d of this.scope) d.dispose();
     this.notifications.dispose();
+    this.fileShownEmitter.dispose();
     this.statusBar.dispose();
     this.view.dispose();
     this.tree.dispose();
@@ -204,6 +268,20 @@ export const trainingCommandFactories: Readonly<Record<string, CommandFactory>> 
 
   'finetune.copyModelName': () => async (arg?: unknown) => {
     if (arg instanceof CheckpointNode) await vscode.env.clipboard.writeText(arg.checkpoint.fine_tuned_model_checkpoint);
+  },
+
+  // From a file node's context menu (VS Code passes the node, then the selection). A caller that confirmed already
+  // passes `{ confirm: false }` second.
+  'finetune.deleteFile': (ctx) => async (arg?: unknown, options?: unknown) => {
+    const ref = fileRefOf(arg);
+    if (!ref) return;
+    const confirm = !(typeof options === 'object' && options !== null && !Array.isArray(options) && (options as { confirm?: unknown }).confirm === false);
+    await ctx.training.deleteFile(ref.backend, ref.fileId, confirm);
+  },
+
+  'finetune.copyFileId': () => async (arg?: unknown) => {
+    const ref = fileRefOf(arg);
+    if (ref) await vscode.env.clipboard.writeText(ref.fileId);
   },
 
   'finetune.showRun': (ctx) => async (arg?: unknown) => {

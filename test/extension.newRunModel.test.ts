@@ -14,6 +14,7 @@ import {
   changedHyperparameters,
   checkNumber,
   emptyValues,
+  estimatedSeconds,
   fieldOfParam,
   modelDefaults,
   overLengthCount,
@@ -175,6 +176,24 @@ describe('the summary', () => {
     assert.equal(byLabel['Tokens per epoch'], '≈ 4,500');
     assert.match(summaryView(undefined, form(), false).rows[0].value, /not checked/);
     assert.match(summaryView({ validExamples: 1, tokens: 1, lengths: [1] }, form({ batch_size: 'x' }), false).rows[0].value, /fix the settings/);
+  });
+
+  it('estimates the duration from the backend\'s measured throughput: tokens per epoch × epochs ÷ rate', () => {
+    const numbers = { validExamples: 100, tokens: 5000, lengths: Array.from({ length: 100 }, () => 50) };
+    const duration = (values: FormValues, rate: number | undefined): string | undefined =>
+      summaryView(numbers, values, false, rate).rows.find((r) => r.label === 'Duration')?.value;
+    // 90 training examples × 50 tokens = 4,500 a epoch; 3 epochs = 13,500 tokens; at 45 tokens/s: 300 s.
+    assert.equal(estimatedSeconds({ tokensPerEpoch: 4500 }, 3, 45), 300);
+    assert.equal(duration(form({ n_epochs: '3', eval_ratio: '0.1' }), 45), 'about 5 min (from this backend\'s recent runs of this model)');
+    // Twice the epochs, twice the time; a slower backend, longer.
+    assert.equal(duration(form({ n_epochs: '6', eval_ratio: '0.1' }), 45), 'about 10 min (from this backend\'s recent runs of this model)');
+    assert.equal(duration(form({ n_epochs: '3', eval_ratio: '0.1' }), 1.5), 'about 2 h 30 min (from this backend\'s recent runs of this model)');
+    // A very fast run still says a minute rather than 0.
+    assert.equal(duration(form({ n_epochs: '1', eval_ratio: '0.1' }), 1e6), 'about 1 min (from this backend\'s recent runs of this model)');
+    assert.equal(duration(form({ n_epochs: '3' }), undefined), 'no estimate yet (no run of this model on this backend)');
+    assert.equal(estimatedSeconds({ tokensPerEpoch: 4500 }, 3, 0), undefined, 'a zero rate is no rate');
+    // A file on the backend has no token count here: no figure rather than a wrong one.
+    assert.match(summaryView({ validExamples: 20, tokens: 0, lengths: [] }, form(), false, 45).rows.find((r) => r.label === 'Duration')?.value ?? '', /not counted/);
   });
 });
 

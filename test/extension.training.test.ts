@@ -2,9 +2,9 @@
 // once-per-job finish reports (not on the initial fill, not again after a reconnect's snapshots); the wording.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { FineTuningJob, FineTuningJobCheckpoint, JobStatus, MetricsEvent } from '../common/api';
+import type { FileObject, FineTuningJob, FineTuningJobCheckpoint, JobStatus, MetricsEvent } from '../common/api';
 import { RunsModel, runRefOf, type ModelChange, type RunFinished } from '../src/runsModel';
-import { checkpointDescription, finishedMessage, runDescription, runLabel, runProgress, runStatusText, runTooltip, shortJobId, statusIcon } from '../src/runsText';
+import { checkpointDescription, datasetsDescription, fileDescription, fileInUseMessage, fileTooltip, finishedMessage, formatBytes, runDescription, runLabel, runProgress, runStatusText, runTooltip, shortJobId, statusIcon } from '../src/runsText';
 
 const ID = 'ftjob-abcdefghijklmnopqrstuvwx';
 
@@ -169,5 +169,84 @@ describe('runs wording', () => {
     assert.deepEqual(runRefOf({ backend: 'b', jobId: ID, extra: 1 }), { backend: 'b', jobId: ID });
     assert.equal(runRefOf({ backend: 'b' }), undefined);
     assert.equal(runRefOf(undefined), undefined);
+  });
+});
+
+function file(id: string, created: number, extra: Partial<FileObject> = {}): FileObject {
+  return { id, object: 'file', bytes: 4300, created_at: created, filename: `${id}.jsonl`, purpose: 'fine-tune', status: 'processed', examples: 12, warnings: 0, ...extra };
+}
+
+describe('uploaded files in the model', () => {
+  it('lists files newest first, replaces them on a new listing, removes a deleted one, and forgets them on reset', () => {
+    const model = new RunsModel();
+    model.setBackends(['b']);
+    const { changes } = watch(model);
+    assert.equal(model.backend('b')?.filesListed, false);
+    model.setFiles('b', [file('file-old', 10), file('file-new', 20)]);
+    assert.deepEqual(changes.at(-1), { kind: 'files', backend: 'b' });
+    assert.deepEqual(model.filesOf('b').map((f) => f.id), ['file-new', 'file-old']);
+    assert.equal(model.backend('b')?.filesListed, true);
+    model.removeFile('b', 'file-old');
+    assert.deepEqual(model.filesOf('b').map((f) => f.id), ['file-new']);
+    const count = changes.length;
+    model.removeFile('b', 'file-unknown');
+    assert.equal(changes.length, count, 'removing an unknown file changes nothing');
+    model.setFilesError('b', 'unreachable');
+    assert.equal(model.backend('b')?.filesError, 'unreachable');
+    assert.deepEqual(model.filesOf('b').map((f) => f.id), ['file-new'], 'a failed listing keeps what was listed');
+    model.setFiles('b', [file('file-3', 30)]);
+    assert.equal(model.backend('b')?.filesError, undefined);
+    assert.deepEqual(model.filesOf('b').map((f) => f.id), ['file-3']);
+    model.reset('b');
+    assert.deepEqual(model.filesOf('b'), []);
+    assert.equal(model.backend('b')?.filesListed, false);
+  });
+
+  it('knows which runs train or evaluate on a file', () => {
+    const model = new RunsModel();
+    model.setBackends(['b']);
+    model.fill('b', [
+      job('running', { id: 'ftjob-1', training_file: 'file-a', suffix: 'first' }),
+      job('succeeded', { id: 'ftjob-2', training_file: 'file-b', validation_file: 'file-a', created_at: 2000 }),
+      job('queued', { id: 'ftjob-3', training_file: 'file-c' }),
+    ]);
+    assert.deepEqual(model.runsUsingFile('b', 'file-a').map((r) => r.job.id), ['ftjob-2', 'ftjob-1']);
+    assert.deepEqual(model.runsUsingFile('b', 'file-z'), []);
+  });
+});
+
+describe('file wording', () => {
+  it('describes a file by examples, size and upload time', () => {
+    const created = Date.UTC(2026, 0, 31, 14, 5) / 1000;
+    const description = fileDescription(file('file-a', created, { examples: 1234, bytes: 4300 }));
+    assert.match(description, /^1,234 examples · 4\.2 KB · 2026-01-3[01] \d{2}:\d{2}$/);
+    assert.match(fileDescription(file('file-a', created, { examples: 1 })), /^1 example · /);
+    assert.equal(formatBytes(812), '812 B');
+    assert.equal(formatBytes(3 * 1024 * 1024), '3.0 MB');
+    assert.equal(datasetsDescription(undefined), '');
+    assert.equal(datasetsDescription(1), '1 file');
+    assert.equal(datasetsDescription(3), '3 files');
+  });
+
+  it('puts the id and the runs that use the file in the tooltip', () => {
+    const model = new RunsModel();
+    model.setBackends(['b']);
+    model.fill('b', [job('running', { training_file: 'file-a', suffix: 'my_run' })]);
+    const tooltip = fileTooltip(file('file-a', 10), model.runsUsingFile('b', 'file-a'));
+    // Markdown-escaped: names may hold `_`, `*`, `-`.
+    assert.match(tooltip, /\*\*file\\-a\\\.jsonl\*\*/);
+    assert.match(tooltip, /\| File ID \| file\\-a \|/);
+    assert.match(tooltip, /Used by: my\\_run \\\(running\\\)/);
+    assert.match(fileTooltip(file('file-b', 10), []), /No run of this backend uses it/);
+  });
+
+  it('says which unfinished run keeps a file from being deleted, else the backend\'s words', () => {
+    const model = new RunsModel();
+    model.setBackends(['b']);
+    model.fill('b', [job('running', { training_file: 'file-a', suffix: 'busy' }), job('succeeded', { id: 'ftjob-done', training_file: 'file-a', suffix: 'done' })]);
+    const message = fileInUseMessage({ filename: 'a.jsonl', id: 'file-a' }, model.runsUsingFile('b', 'file-a'), 'File is used by a job');
+    assert.match(message, /^a\.jsonl was not deleted: it is used by busy, which has not finished\. Cancel the run/);
+    assert.doesNotMatch(message, /done/);
+    assert.equal(fileInUseMessage({ filename: 'a.jsonl', id: 'file-a' }, [], 'File is used by a job'), 'a.jsonl was not deleted: File is used by a job');
   });
 });

@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, watch } from 'node:fs';
-import { join, relative } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { join } from 'node:path';
+import { after, before, describe } from 'node:test';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 import { ROOT } from '../scripts/host/codeServer';
 import { openHostSession, type HostSession } from './host/session';
+import { uiSteps } from './host/uiSteps';
 
 /** Generous for 2 cores shared with the rest of `npm test`; a healthy run needs a fraction of it. */
 const STEP_TIMEOUT_MS = 60_000;
@@ -51,10 +52,6 @@ function waitForFileContent(file: string, done: (text: string) => boolean, timeo
   });
 }
 
-function slug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-}
-
 /** The statistics webview's page: VS Code nests the extension's HTML in an inner frame. */
 function statisticsFrame(page: Page): FrameLocator {
   return page.frameLocator('iframe.webview').first().frameLocator('iframe#active-frame');
@@ -69,8 +66,6 @@ describe('UI in code-server (Chromium)', { timeout: 300_000 }, () => {
   let page: Page;
   let dataset: string;
   let expected: CliSummary;
-  let shot = 0;
-  let failed: string | undefined;
 
   before(async () => {
     session = await openHostSession('ui');
@@ -84,38 +79,7 @@ describe('UI in code-server (Chromium)', { timeout: 300_000 }, () => {
     await session?.close();
   });
 
-  /**
-   * One user-visible step: skipped after an earlier failure (its screenshot would only show that failure), a
-   * screenshot when it passes, a FAILED screenshot and the logs when it does not.
-   */
-  function step(name: string, body: (snap: (label: string) => Promise<void>) => Promise<void>): void {
-    it(name, async (t: TestContext) => {
-      if (failed !== undefined) {
-        t.skip(`an earlier step failed: ${failed}`);
-        return;
-      }
-      const number = String(++shot).padStart(2, '0');
-      const file = `${number}-${slug(name)}`;
-      // A screenshot in the middle of a step (a menu that the step's end closes again).
-      const snap = async (label: string) => {
-        const path = join(session.dir, `${number}a-${slug(label)}.png`);
-        await page.screenshot({ path });
-        t.diagnostic(`screenshot: ${relative(ROOT, path)}`);
-      };
-      try {
-        await body(snap);
-      } catch (error) {
-        failed = name;
-        const screenshot = join(session.dir, `${file}-FAILED.png`);
-        await page.screenshot({ path: screenshot }).catch(() => undefined);
-        const message = error instanceof Error ? error.message : String(error);
-        throw new Error(`UI step "${name}" failed: ${message}\nscreenshot: ${relative(ROOT, screenshot)}\n${session.diagnose()}`, { cause: error });
-      }
-      const screenshot = join(session.dir, `${file}.png`);
-      await page.screenshot({ path: screenshot });
-      t.diagnostic(`screenshot: ${relative(ROOT, screenshot)}`);
-    });
-  }
+  const step = uiSteps(() => session);
 
   step('the workbench opens on the sample workspace', async () => {
     await page.goto(session.workbenchUrl());

@@ -16,6 +16,7 @@ import { EventHub, type EventHubOptions } from './eventHub';
 import { detectGpus } from './gpus';
 import { JobStore, type JobEntry, type StoreListener, type StoredCheckpoint } from './jobStore';
 import { Scheduler } from './scheduler';
+import { ThroughputLog } from './throughput';
 import { transition } from './transitions';
 
 /** The files of a LoRA checkpoint that clients may download: the adapter in the format peft loads. */
@@ -40,7 +41,8 @@ export async function openRuntime(options: RuntimeOptions | RuntimeExtraOptions)
   const extra = options as RuntimeExtraOptions;
   const gpus = extra.detectedGpus ?? (await detectGpus());
   const store = await JobStore.open(options.dataDir, options.log);
-  const runtime = new Runtime(options, store, gpus, engineRegistry(extra.engineScripts), extra.hub);
+  const throughput = await ThroughputLog.open(options.dataDir, options.log);
+  const runtime = new Runtime(options, store, throughput, gpus, engineRegistry(extra.engineScripts), extra.hub);
   await runtime.recover();
   return runtime;
 }
@@ -74,6 +76,7 @@ class Runtime implements JobRuntime, RuntimeInternals {
   constructor(
     options: RuntimeOptions,
     private readonly store: JobStore,
+    private readonly throughput: ThroughputLog,
     private readonly gpus: GpuInfo[],
     private readonly engines: Map<string, Engine>,
     hubOptions: EventHubOptions | undefined,
@@ -86,6 +89,20 @@ class Runtime implements JobRuntime, RuntimeInternals {
     });
     this.chats = new ChatPool(engines, options.dataDir, options.log);
     this.hub = new EventHub(store, options.log, hubOptions);
+    // Measured when the job turns `succeeded`, in the same tick as the status change, so that a client that sees
+    // the success sees the new throughput in `/v1/models` too. Only succeeded jobs: a cancelled or failed one may
+    // have stopped in its warm-up.
+    const measured = new Set<string>();
+    store.listen({
+      event: () => undefined,
+      checkpoint: () => undefined,
+      job: (entry) => {
+        const job = entry.job;
+        if (job.status !== 'succeeded' || measured.has(job.id)) return;
+        measured.add(job.id);
+        void this.throughput.record(job.engine, job.model, job.id, entry.events, job.finished_at ?? Math.floor(Date.now() / 1000));
+      },
+    });
   }
 
   /** Puts the jobs of the last session back on track (issue 4, "Store and scheduler"). */
@@ -267,6 +284,10 @@ class Runtime implements JobRuntime, RuntimeInternals {
       .some((e) => e.owner === owner && !FINAL_JOB_STATUSES.includes(e.job.status) && (e.job.training_file === fileId || e.job.validation_file === fileId));
   }
 
+  measuredThroughput(engine: string, model: string): number | undefined {
+    return this.throughput.get(engine, model);
+  }
+
   fineTunedModels(owner: Owner): ModelObject[] {
     const models: ModelObject[] = [];
     for (const entry of this.store.all()) {
@@ -328,5 +349,6 @@ class Runtime implements JobRuntime, RuntimeInternals {
     await Promise.all([...this.runs.values()].map((r) => r.shutdown()));
     await this.chats.close();
     await this.store.close();
+    await this.throughput.idle();
   }
 }

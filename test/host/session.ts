@@ -5,7 +5,7 @@ import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { extensionHostLogs, ROOT, startCodeServer, tail, type CodeServer } from '../../scripts/host/codeServer';
+import { extensionHostLogs, HOST_SETTINGS, ROOT, startCodeServer, tail, type CodeServer } from '../../scripts/host/codeServer';
 
 /** Where screenshots and logs are kept for a person to look at (gitignored; the README names it). */
 export const ARTIFACTS_DIR = join(ROOT, 'test-artifacts');
@@ -42,6 +42,8 @@ export interface HostSession {
 export interface SessionOptions {
   /** Environment for code-server and so for the extension host. */
   env?: NodeJS.ProcessEnv;
+  /** User settings on top of the hosts' defaults (HOST_SETTINGS), e.g. a colour theme for screenshots. */
+  settings?: Readonly<Record<string, unknown>>;
 }
 
 /** Debian's Chromium on a fresh profile, and how to close it (and remove the profile). */
@@ -103,6 +105,7 @@ export async function openHostSession(name: string, options: SessionOptions = {}
     isolateHome: true,
     // No extension gallery: nothing to fetch on a closed network, and no lookups of hosts that do not resolve.
     env: { EXTENSIONS_GALLERY: '{}', ...options.env },
+    settings: options.settings === undefined ? undefined : { ...HOST_SETTINGS, ...options.settings },
   });
   let launched: LaunchedChromium;
   try {

@@ -1,6 +1,7 @@
 // The in-host training tests: with no backend configured, start the local backend through its command, see it in
 // the runs tree, train a tiny LoRA run created through the BackendClient to success (checkpoints, status bar,
-// notification), and cancel a second run from the tree's command. Real VS Code, real backend, real engine.
+// notification), cancel a second run from the tree's command, see uploaded files under Datasets and delete one
+// (and be refused for a file a running job uses). Real VS Code, real backend, real engine.
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { FinetuneApi } from '../../src/extension';
@@ -143,6 +144,71 @@ function tests(state: State): InHostTest[] {
           30_000,
           () => String(api.model.run(backend, job.id)?.job.status),
         );
+      },
+    },
+    {
+      name: 'an uploaded file shows under Datasets after Refresh; "Delete File" deletes it and it goes',
+      timeoutMs: 60_000,
+      async run() {
+        const api = training(state);
+        const backend = state.backend;
+        assert.ok(backend);
+        const client = await api.backends.client(backend);
+        const file = await client.uploadFile({ name: 'to-delete.jsonl', bytes: dataset() });
+        await vscode.commands.executeCommand('finetune.refreshBackend', { backend });
+        await waitForEvent(api.tree.onDidChangeTreeData, () => api.model.file(backend, file.id), 'the file in the model after Refresh', 30_000);
+        const backendNode = (api.tree.getChildren(undefined) as { backend: string }[])[0];
+        const datasets = ((await api.tree.getChildren(backendNode as never)) as { kind?: string }[]).find((n) => n.kind === 'datasets');
+        assert.ok(datasets, 'the backend has no Datasets node');
+        assert.equal((await api.tree.getTreeItem(datasets as never)).label, 'Datasets');
+        const fileNodes = () => api.tree.getChildren(datasets as never) as { fileId?: string }[];
+        const node = fileNodes().find((n) => n.fileId === file.id);
+        assert.ok(node, 'the file is not under Datasets');
+        const item = await api.tree.getTreeItem(node as never);
+        assert.equal(item.label, 'to-delete.jsonl');
+        assert.equal(item.contextValue, 'file');
+        assert.match(String(item.description), /^12 examples · /);
+
+        const shown = waitForEvent(api.fileMessages.onDidShow, () => api.fileMessages.shown.find((m) => m.fileId === file.id), 'the outcome of Delete File', 30_000);
+        await vscode.commands.executeCommand('finetune.deleteFile', node, { confirm: false });
+        assert.equal((await shown).outcome, 'deleted');
+        assert.equal(api.model.file(backend, file.id), undefined);
+        assert.equal(fileNodes().find((n) => n.fileId === file.id), undefined, 'the file is still in the tree');
+        await client.getFile(file.id).then(
+          () => assert.fail('the backend still has the file'),
+          (error: unknown) => assert.equal((error as { status?: number }).status, 404),
+        );
+      },
+    },
+    {
+      name: '"Delete File" on a file a running job uses is refused with the reason, and the file stays',
+      timeoutMs: 60_000,
+      async run() {
+        const api = training(state);
+        const backend = state.backend;
+        assert.ok(backend);
+        const client = await api.backends.client(backend);
+        const file = await client.uploadFile({ name: 'in-use.jsonl', bytes: dataset() });
+        const job = await client.createJob({
+          model: 'tiny-qwen2-1m',
+          training_file: file.id,
+          suffix: 'uses-file',
+          method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 50, batch_size: 1 } } },
+        });
+        try {
+          // The form's path: revealing the created run lists the files again.
+          await api.backends.revealRun(backend, job.id);
+          assert.ok(api.model.file(backend, file.id), 'revealRun did not list the new file');
+          const shown = waitForEvent(api.fileMessages.onDidShow, () => api.fileMessages.shown.find((m) => m.fileId === file.id), 'the outcome of Delete File', 30_000);
+          await vscode.commands.executeCommand('finetune.deleteFile', { backend, fileId: file.id }, { confirm: false });
+          const outcome = await shown;
+          assert.equal(outcome.outcome, 'in_use');
+          assert.match(outcome.message, /in-use\.jsonl was not deleted: it is used by uses-file, which has not finished/);
+          assert.ok(api.model.file(backend, file.id), 'the refused file left the tree');
+          assert.equal((await client.getFile(file.id)).id, file.id);
+        } finally {
+          await client.cancelJob(job.id);
+        }
       },
     },
   ];

@@ -14,7 +14,12 @@ export interface ModelRouteDeps {
 
 /** Adds the model, system and health routes. */
 export function modelRoutes(router: Router, deps: ModelRouteDeps): void {
-  const all = async (owner: string): Promise<ModelObject[]> => [...(await deps.models.list()).map((m) => m.object), ...deps.runtime.fineTunedModels(owner)];
+  const base = async (): Promise<ModelObject[]> =>
+    (await deps.models.list()).map((m) => {
+      const rate = deps.runtime.measuredThroughput?.(m.engine, m.object.id);
+      return rate === undefined ? m.object : { ...m.object, measured_tokens_per_second: rate };
+    });
+  const all = async (owner: string): Promise<ModelObject[]> => [...(await base()), ...deps.runtime.fineTunedModels(owner)];
 
   router.add('GET', '/v1/models', async ({ res, owner }) => {
     const data = await all(owner);
