@@ -1,6 +1,9 @@
 import * as vscode from 'vscode';
 import { DATASET_SECTION, readDatasetSettings, type DatasetSettings } from './datasetSettings';
 
+/** The setting that names the folder of saved adapters. */
+export const REPOSITORY_SETTING = 'finetune.repository';
+
 /**
  * The extension's settings, read through typed getters (never `getConfiguration(...).get('…')` elsewhere), so
  * that a setting's name and default live in one place besides package.json.
@@ -38,6 +41,20 @@ export class Config {
   /** `finetune.dataset.countTokens`: whether tokens are counted at all. */
   get countTokens(): boolean {
     return this.dataset().countTokens;
+  }
+
+  /**
+   * `finetune.repository`: where saved adapters go, as the user wrote it (absolute, `~/…`, or relative to the
+   * first workspace folder); empty means `finetune-adapters/` in the first workspace folder.
+   */
+  get repository(): string {
+    return (vscode.workspace.getConfiguration().get<string>(REPOSITORY_SETTING) ?? '').trim();
+  }
+
+  /** Sets `finetune.repository` in the workspace's settings (the user's when no folder is open). */
+  async setRepository(folder: string): Promise<void> {
+    const target = vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    await vscode.workspace.getConfiguration().update(REPOSITORY_SETTING, folder, target);
   }
 
   dispose(): void {

@@ -13,6 +13,7 @@ import { RunsModel } from './runsModel';
 import { RunStatusBar, type RunStatusBarView } from './runStatusBar';
 import { fileInUseMessage } from './runsText';
 import { CheckpointNode, fileRefOf, RunNode, RunsTreeProvider, runRefOf, type RunsTreeNode } from './runsTree';
+import { saveOptionsOf, saveTargetOf, saveToRepository, setRepository } from './saveAdapter';
 
 /** What the training side needs from the extension. */
 export interface TrainingDeps {
@@ -282,6 +283,17 @@ export const trainingCommandFactories: Readonly<Record<string, CommandFactory>> 
   'finetune.copyFileId': () => async (arg?: unknown) => {
     const ref = fileRefOf(arg);
     if (ref) await vscode.env.clipboard.writeText(ref.fileId);
+  },
+
+  // From a checkpoint node's context menu, or with `{ backend, jobId, checkpointId }`; a caller that answered the
+  // overwrite question already passes `{ overwrite: true | false }` second.
+  'finetune.saveToRepository': (ctx) => async (arg?: unknown, options?: unknown) => {
+    const target = saveTargetOf(arg);
+    if (target) await saveToRepository(ctx.training, target, saveOptionsOf(options));
+  },
+
+  'finetune.setRepository': (ctx) => async () => {
+    await setRepository(ctx.config);
   },
 
   'finetune.showRun': (ctx) => async (arg?: unknown) => {

@@ -3,7 +3,12 @@
 // notification), cancel a second run from the tree's command, see uploaded files under Datasets and delete one
 // (and be refused for a file a running job uses). Real VS Code, real backend, real engine.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
+import { tinyModel } from '../../backend/engines/embedded/catalog';
+import { readSafetensors } from '../../backend/engines/embedded/model/safetensors';
 import type { FinetuneApi } from '../../src/extension';
 import type { TrainingApi } from '../../src/training';
 import { runInHostTests, waitForEvent, type InHostTest } from './inHostRunner';
@@ -14,6 +19,8 @@ interface State {
   api?: TrainingApi;
   backend?: string;
   fileId?: string;
+  /** The tiny LoRA run that succeeded. */
+  jobId?: string;
   statusTexts: string[];
 }
 
@@ -115,7 +122,89 @@ function tests(state: State): InHostTest[] {
         assert.match(String(item.description), /tiny-qwen2-1m · succeeded/);
         const checkpoints = (await api.tree.getChildren(runNode as never)) ?? [];
         assert.equal(checkpoints.length, run.checkpoints.length);
+        state.jobId = job.id;
         assert.ok(state.statusTexts.some((t) => /host-run/.test(t)), `the status bar never showed the run: ${state.statusTexts.join(' | ') || 'nothing'}`);
+      },
+    },
+    {
+      name: '"Save to Repository" on the last checkpoint writes a loadable peft adapter, a model card and training_args.json, and refuses to overwrite unless asked',
+      timeoutMs: 60_000,
+      async run() {
+        const api = training(state);
+        const backend = state.backend;
+        const jobId = state.jobId;
+        assert.ok(backend && jobId, 'the LoRA run did not succeed');
+        const run = api.model.run(backend, jobId);
+        assert.ok(run);
+        const backendNode = (api.tree.getChildren(undefined) as { backend: string }[])[0];
+        const runNode = ((await api.tree.getChildren(backendNode as never)) as { jobId?: string }[]).find((r) => r.jobId === jobId);
+        const nodes = (await api.tree.getChildren(runNode as never)) as { kind?: string; checkpoint?: { step_number: number; id: string } }[];
+        // The tree lists checkpoints newest first.
+        const last = nodes[0];
+        assert.equal(last.kind, 'checkpoint');
+        assert.ok(last.checkpoint);
+        assert.equal((await api.tree.getTreeItem(last as never)).contextValue, 'checkpoint');
+        const workspace = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+        assert.ok(workspace, 'the host has no workspace folder');
+        const repository = join(workspace, 'finetune-adapters');
+        const folder = join(repository, `host-run-step${last.checkpoint.step_number}`);
+        await rm(repository, { recursive: true, force: true });
+        try {
+          await vscode.commands.executeCommand('finetune.saveToRepository', last, { overwrite: false });
+          assert.ok(existsSync(folder), `${folder} was not written`);
+
+          const job = run.job;
+          const hp = job.hyperparameters;
+          const config = tinyModel(job.model)?.config;
+          assert.ok(config, `${job.model} is not a tiny model`);
+          const head = config.hidden_size / config.num_attention_heads;
+          const sizes: Record<string, [number, number]> = {
+            q_proj: [config.hidden_size, config.num_attention_heads * head],
+            k_proj: [config.hidden_size, config.num_key_value_heads * head],
+            v_proj: [config.hidden_size, config.num_key_value_heads * head],
+            o_proj: [config.num_attention_heads * head, config.hidden_size],
+            gate_proj: [config.hidden_size, config.intermediate_size],
+            up_proj: [config.hidden_size, config.intermediate_size],
+            down_proj: [config.intermediate_size, config.hidden_size],
+          };
+          const tensors = await readSafetensors(join(folder, 'adapter_model.safetensors'));
+          assert.ok(hp.lora_target_modules.length > 0);
+          assert.equal(tensors.size, config.num_hidden_layers * hp.lora_target_modules.length * 2, `keys: ${[...tensors.keys()].join(', ')}`);
+          for (let i = 0; i < config.num_hidden_layers; i++) {
+            for (const module of hp.lora_target_modules) {
+              const part = ['q_proj', 'k_proj', 'v_proj', 'o_proj'].includes(module) ? 'self_attn' : 'mlp';
+              const prefix = `base_model.model.model.layers.${i}.${part}.${module}`;
+              const [inSize, outSize] = sizes[module];
+              assert.deepEqual(tensors.get(`${prefix}.lora_A.weight`)?.shape, [hp.lora_r, inSize], `${prefix}.lora_A`);
+              assert.deepEqual(tensors.get(`${prefix}.lora_B.weight`)?.shape, [outSize, hp.lora_r], `${prefix}.lora_B`);
+            }
+          }
+          const adapterConfig = JSON.parse(await readFile(join(folder, 'adapter_config.json'), 'utf8')) as { r?: number };
+          assert.equal(adapterConfig.r, hp.lora_r);
+          const card = await readFile(join(folder, 'README.md'), 'utf8');
+          assert.match(card, /base_model: tiny-qwen2-1m/);
+          assert.match(card, /tiny\.jsonl` \(12 examples/);
+          assert.match(card, /PeftModel\.from_pretrained/);
+          assert.match(card, /vllm serve tiny-qwen2-1m --enable-lora/);
+          const args = JSON.parse(await readFile(join(folder, 'training_args.json'), 'utf8')) as { step?: number; hyperparameters?: unknown; seed?: number };
+          assert.equal(args.step, last.checkpoint.step_number);
+          assert.deepEqual(args.hyperparameters, hp);
+          assert.equal(args.seed, job.seed);
+
+          // A second save into the same folder is refused unless asked: a file of the user's stays.
+          const mark = join(folder, 'notes.txt');
+          await writeFile(mark, 'mine');
+          await vscode.commands.executeCommand('finetune.saveToRepository', { backend, jobId, checkpointId: last.checkpoint.id }, { overwrite: false });
+          assert.equal(await readFile(mark, 'utf8'), 'mine', 'a refused save changed the folder');
+          await vscode.commands.executeCommand('finetune.saveToRepository', { backend, jobId, checkpointId: last.checkpoint.id }, { overwrite: true });
+          assert.ok(!existsSync(mark), 'overwrite kept the old folder');
+          assert.ok(existsSync(join(folder, 'adapter_model.safetensors')));
+          assert.ok(existsSync(join(folder, 'README.md')));
+          // Nothing but the saved folder is left in the repository (no staging or moved-aside folders).
+          assert.deepEqual(await readdir(repository), [`host-run-step${last.checkpoint.step_number}`]);
+        } finally {
+          await rm(repository, { recursive: true, force: true });
+        }
       },
     },
     {
