@@ -1,5 +1,5 @@
 import type { BpeTokenizer } from '../common/tokenizer/bpe';
-import { countConversation } from '../common/tokenizer/chat';
+import { chatMessagesOf, countConversation } from '../common/tokenizer/chat';
 import { loadQwenTokenizer } from './tokenizerFile';
 
 /** Token counts of one conversation rendered with the Qwen2.5 chat template. */
@@ -99,20 +99,8 @@ export class TokenCounter {
   count(text: string): TokenCounts | undefined {
     const tokenizer = this.tokenizer;
     if (!tokenizer || text.length > MAX_COUNTED_LENGTH) return undefined;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return undefined;
-    }
-    const messages = (value as { messages?: unknown }).messages;
-    if (!Array.isArray(messages)) return undefined;
-    const turns: { role: string; content: string; weight?: number }[] = [];
-    for (const m of messages as unknown[]) {
-      const { role, content, weight } = m as { role?: unknown; content?: unknown; weight?: unknown };
-      if (typeof role !== 'string' || typeof content !== 'string') return undefined;
-      turns.push(typeof weight === 'number' ? { role, content, weight } : { role, content });
-    }
+    const turns = chatMessagesOf(text);
+    if (turns === undefined) return undefined;
     return countConversation(tokenizer, turns);
   }
 }

@@ -5,7 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import { BpeTokenizer } from '../common/tokenizer/bpe';
+import { type BpeTokenizer } from '../common/tokenizer/bpe';
+import { tokenizerFromFile } from '../common/tokenizer/file';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -33,14 +34,9 @@ export function defaultTokenizerPath(): string {
  * server calls this once, in the background, through {@link loadQwenTokenizer}.
  */
 export async function readTokenizerFile(path: string): Promise<BpeTokenizer> {
-  const raw = await readFile(path);
-  const gzipped = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
-  const text = (gzipped ? await gunzipAsync(raw) : raw).toString('utf8');
-  const json = JSON.parse(text) as unknown;
   // Parsing and building each hold the thread for a couple of hundred milliseconds; let whatever queued up in
   // between (a request to the language server) run.
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  return new BpeTokenizer(json);
+  return tokenizerFromFile(await readFile(path), gunzipAsync, () => new Promise<void>((resolve) => setImmediate(resolve)));
 }
 
 const loaded = new Map<string, Promise<BpeTokenizer>>();

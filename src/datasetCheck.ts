@@ -9,8 +9,9 @@ import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { Finding } from '../common/dataset/codes';
 import { DatasetStreamChecker, type FileSummary } from '../common/dataset/fileCheck';
-import { BpeTokenizer } from '../common/tokenizer/bpe';
-import { countConversation, type ChatMessage } from '../common/tokenizer/chat';
+import { type BpeTokenizer } from '../common/tokenizer/bpe';
+import { tokenizerFromFile } from '../common/tokenizer/file';
+import { chatMessagesOf, countConversation } from '../common/tokenizer/chat';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -70,24 +71,6 @@ export interface DatasetCheckOptions {
 
 const decoder = new TextDecoder();
 
-/** The messages of a line that the checks passed, for counting; undefined if it does not parse as they said. */
-function messagesOf(text: string): ChatMessage[] | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const messages = (value as { messages?: unknown }).messages;
-  if (!Array.isArray(messages)) return undefined;
-  const turns: ChatMessage[] = [];
-  for (const m of messages as unknown[]) {
-    const { role, content, weight } = (m ?? {}) as { role?: unknown; content?: unknown; weight?: unknown };
-    if (typeof role !== 'string' || typeof content !== 'string') return undefined;
-    turns.push(typeof weight === 'number' ? { role, content, weight } : { role, content });
-  }
-  return turns;
-}
 
 /**
  * Checks a dataset file and counts its tokens. Rejects with a DatasetCheckError (`unreadable`, `cancelled`).
@@ -131,7 +114,7 @@ export async function checkDatasetFile(path: string, options: DatasetCheckOption
         lengths.push(Number.MAX_SAFE_INTEGER);
         return;
       }
-      const messages = messagesOf(decoder.decode(buf.subarray(start, end)));
+      const messages = chatMessagesOf(decoder.decode(buf.subarray(start, end)));
       if (messages === undefined) return;
       const counts = countConversation(tokenizer, messages);
       lengths.push(counts.total);
@@ -183,12 +166,7 @@ export async function checkDatasetFile(path: string, options: DatasetCheckOption
 
 /** Reads a (gzipped or plain) tokenizer.json and builds the tokenizer (about half a second for Qwen2.5's). */
 export async function readTokenizer(path: string): Promise<BpeTokenizer> {
-  const raw = await readFile(path);
-  const gzipped = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
-  const text = (gzipped ? await gunzipAsync(raw) : raw).toString('utf8');
-  const json = JSON.parse(text) as unknown;
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  return new BpeTokenizer(json);
+  return tokenizerFromFile(await readFile(path), gunzipAsync, () => new Promise<void>((resolve) => setImmediate(resolve)));
 }
 
 const tokenizers = new Map<string, Promise<BpeTokenizer>>();

@@ -32,6 +32,28 @@ export interface ChatMessage {
   weight?: number;
 }
 
+/**
+ * The messages of a dataset line that the checks (common/dataset) passed, as counting needs them; undefined when
+ * the text does not parse as a conversation after all. Used by the language server's and the form's token counts.
+ */
+export function chatMessagesOf(text: string): ChatMessage[] | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const messages = (value as { messages?: unknown } | null)?.messages;
+  if (!Array.isArray(messages)) return undefined;
+  const turns: ChatMessage[] = [];
+  for (const m of messages as unknown[]) {
+    const { role, content, weight } = (m ?? {}) as { role?: unknown; content?: unknown; weight?: unknown };
+    if (typeof role !== 'string' || typeof content !== 'string') return undefined;
+    turns.push(typeof weight === 'number' ? { role, content, weight } : { role, content });
+  }
+  return turns;
+}
+
 /** The counts of one rendered conversation. */
 export interface ConversationTokens {
   /** Tokens of the whole rendered conversation, default system message included: its sequence length. */

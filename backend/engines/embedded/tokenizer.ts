@@ -5,7 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import { BpeTokenizer, TokenizerError } from '../../../common/tokenizer/bpe';
+import { type BpeTokenizer, TokenizerError } from '../../../common/tokenizer/bpe';
+import { tokenizerFromFile } from '../../../common/tokenizer/file';
 import { QWEN_DEFAULT_SYSTEM_PROMPT } from '../../../common/tokenizer/chat';
 import { TINY_SPECIAL_IDS } from './catalog';
 import { EngineError, oneLine } from './errors';
@@ -53,9 +54,7 @@ export async function loadTokenizer(folder: string): Promise<ModelTokenizer> {
     throw new EngineError('model_unavailable', `cannot read ${path}: ${oneLine(e)}`);
   }
   try {
-    const gzipped = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
-    const text = (gzipped ? await gunzipAsync(raw) : raw).toString('utf8');
-    const tokenizer = new BpeTokenizer(JSON.parse(text) as unknown);
+    const tokenizer = await tokenizerFromFile(raw, gunzipAsync);
     return { tokenizer, special: chatTokenIds(tokenizer) };
   } catch (e) {
     if (EngineError.is(e)) throw e;
