@@ -2,6 +2,26 @@
 // in common/dataset/kernel.ts, the engine's matrix kernels in backend/engines/embedded/model/simd.ts) are
 // written with, so that each module reads as instructions rather than as an opaque byte array.
 
+/**
+ * The part of the WebAssembly API the modules use, declared here: common/ compiles without the DOM library (which
+ * declares it), and an environment without WebAssembly simply has no kernels.
+ */
+export interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+
+/** A module's exported memory. */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+/** The WebAssembly API, where the environment has one. */
+export function webAssembly(): WasmApi | undefined {
+  return (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+}
+
 /** Value types. */
 export const I32 = 0x7f;
 export const F32 = 0x7d;

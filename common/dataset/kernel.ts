@@ -4,7 +4,7 @@
  * Optional by design: where WebAssembly is unavailable, callers take their JavaScript paths, which give
  * identical results.
  */
-import { block, br, brIf, end, F64, get, I32, i32, loop, name, section, set, simd, tee, unsigned, V128, vector } from '../wasm';
+import { block, br, brIf, end, F64, get, I32, i32, loop, name, section, set, simd, tee, unsigned, V128, vector, type WasmMemory, webAssembly } from '../wasm';
 
 /** Where the special bytes of one line are: `positions[0, count)`, offsets from the line's start, in order. */
 export interface SpecialBytes {
@@ -18,19 +18,6 @@ export interface SpecialBytes {
  */
 export const KERNEL_MIN = 128;
 export const KERNEL_MAX = 1 << 20;
-
-/**
- * The part of the WebAssembly API used here, declared locally: common/ compiles without the DOM library (which
- * declares it), and an environment without WebAssembly simply has no kernel.
- */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
 
 export interface Kernel {
   memory: WasmMemory;
@@ -82,7 +69,7 @@ export function specialBytes(buf: Uint8Array, start: number, end: number): Speci
 }
 
 function loadKernel(): Kernel | null {
-  const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  const api = webAssembly();
   if (!api) return null;
   try {
     const instance = new api.Instance(new api.Module(assembleKernel()), {});

@@ -13,20 +13,7 @@
 // costs no copy. Optional by design: where WebAssembly SIMD is unavailable (or FT_NO_SIMD=1), `simdKernel()` is
 // null and callers keep their JavaScript loops. Float32 arithmetic throughout (the JS loops sum in float64), so
 // results differ from those loops by float32 rounding only.
-import { block, br, brIf, end, F32, get, I32, i32, loop, name, section, set, simd, tee, unsigned, V128, vector } from '../../../../common/wasm';
-
-/**
- * The part of the WebAssembly API used here, declared locally so the module does not depend on which lib files
- * declare it.
- */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
+import { block, br, brIf, end, F32, get, I32, i32, loop, name, section, set, simd, tee, unsigned, V128, vector, type WasmMemory, webAssembly } from '../../../../common/wasm';
 
 /** Flags of `SimdKernel.gemm`. */
 export const GEMM_ACCUMULATE = 1;
@@ -106,7 +93,7 @@ function loadKernel(): SimdKernel | null {
   // An escape hatch for comparing against the JavaScript paths (benchmarks, bisecting a numeric difference).
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
   if (env?.FT_NO_SIMD === '1') return null;
-  const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  const api = webAssembly();
   if (!api) return null;
   // With relaxed SIMD (Node ≥ 22, or node --experimental-wasm-relaxed-simd) the products use fused
   // multiply-adds, ~15–40% faster; where the module with them does not compile, the plain one.
