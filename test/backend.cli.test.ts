@@ -8,28 +8,17 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as esbuild from 'esbuild';
 import { parseApiKeys, parseBackendArgs } from '../backend/options';
+import { bundleCli, bundleNodeEntry } from './bundles';
 
-const ROOT = join(__dirname, '..');
 let dir = '';
 let bundle = '';
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'finetune-backend-cli-test-'));
   bundle = join(dir, 'cli.js');
-  // The same options as esbuild.mjs's command-line entry, into a private folder: tests never race a build.
-  await esbuild.build({
-    entryPoints: [join(ROOT, 'cli', 'main.ts')],
-    outfile: bundle,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    logLevel: 'warning',
-    banner: { js: '#!/usr/bin/env node' },
-  });
-  await esbuild.build({ entryPoints: [join(ROOT, 'backend', 'main.ts')], outfile: join(dir, 'backend.js'), bundle: true, platform: 'node', target: 'node20', format: 'cjs', logLevel: 'warning' });
+  await bundleCli(bundle);
+  await bundleNodeEntry(join('backend', 'main.ts'), join(dir, 'backend.js'));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as esbuild from 'esbuild';
 import { generateText } from '../bench/generate';
 import { compareFindings, type Finding } from '../common/dataset/codes';
 import { DatasetStreamChecker } from '../common/dataset/fileCheck';
@@ -17,6 +16,7 @@ import { LineChecker } from '../common/dataset/lineCheck';
 import { countConversation } from '../common/tokenizer/chat';
 import { loadQwenTokenizer } from '../server/tokenizerFile';
 import { CHUNK_SIZE } from '../cli/validate';
+import { bundleCli } from './bundles';
 
 const ROOT = join(__dirname, '..');
 let dir = '';
@@ -86,17 +86,7 @@ const BOT_AT = BOT.indexOf('"bot"');
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'finetune-cli-test-'));
   bundle = join(dir, 'cli.js');
-  // The same options as esbuild.mjs's command-line entry, into a private folder: tests never race a build.
-  await esbuild.build({
-    entryPoints: [join(ROOT, 'cli', 'main.ts')],
-    outfile: bundle,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    logLevel: 'warning',
-    banner: { js: '#!/usr/bin/env node' },
-  });
+  await bundleCli(bundle);
 });
 
 after(() => {
