@@ -35,7 +35,11 @@ for (const { name, optional, ...options } of entries) {
 }
 
 // The webview apps run in the webview (a browser): one script each, no module loader there.
-const webviews = [{ name: 'New Training Run webview', entryPoints: ['webview/newRun/main.ts'], outfile: 'dist/webview/newRun.js' }];
+const webviews = [
+  { name: 'New Training Run webview', entryPoints: ['webview/newRun/main.ts'], outfile: 'dist/webview/newRun.js' },
+  { name: 'run dashboard webview', entryPoints: ['webview/dashboard/main.ts'], outfile: 'dist/webview/dashboard.js' },
+  { name: 'chat webview', entryPoints: ['webview/chat/main.ts'], outfile: 'dist/webview/chat.js' },
+];
 for (const { name, ...options } of webviews) {
   if (!existsSync(options.entryPoints[0])) continue;
   const browser = { bundle: true, platform: 'browser', format: 'iife', target: 'es2022', sourcemap: !production, minify: production, logLevel: 'warning' };

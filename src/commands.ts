@@ -1,5 +1,7 @@
 import * as vscode from 'vscode';
+import { chatCommandFactories } from './chatPanel';
 import type { Ctx } from './ctx';
+import { dashboardCommandFactories } from './dashboardPanel';
 import { chooseDataset, isSynced } from './datasets';
 import { DatasetClientError } from './errors';
 import { baseName, convertSummary } from './format';
@@ -49,6 +51,8 @@ export const commandFactories: Readonly<Record<string, CommandFactory>> = {
   // The training workflow's commands live beside their services.
   ...trainingCommandFactories,
   ...newRunCommandFactories,
+  ...dashboardCommandFactories,
+  ...chatCommandFactories,
 };
 
 /** Registers every command for the extension's lifetime, each behind one error boundary. */

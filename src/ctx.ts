@@ -1,7 +1,9 @@
 import * as vscode from 'vscode';
 import { BigFileWatcher } from './bigFiles';
+import { ChatPanels } from './chatPanel';
 import { Config } from './config';
 import { DatasetClient } from './datasetClient';
+import { DashboardPanels } from './dashboardPanel';
 import { DatasetClientError, describeError } from './errors';
 import { NewRunPanels } from './newRunPanel';
 import { StatisticsPanels } from './statistics';
@@ -27,6 +29,10 @@ export class Ctx {
   readonly training: Training;
   /** The "New Training Run" form panels. */
   readonly newRun: NewRunPanels;
+  /** The run dashboards (charts, checkpoints with samples, compared runs). */
+  readonly dashboards: DashboardPanels;
+  /** The "Test Checkpoint" chat panels. */
+  readonly chat: ChatPanels;
 
   constructor(readonly extension: vscode.ExtensionContext) {
     this.log = vscode.window.createOutputChannel(LOG_CHANNEL_NAME, { log: true });
@@ -55,7 +61,9 @@ export class Ctx {
     );
     this.training = new Training({ extension, log: this.log, config: this.config, showError: (message) => this.showError(message) });
     this.newRun = new NewRunPanels({ extension, log: this.log, backends: this.training.backends, datasets: this.client });
-    this.pushExtCleanup(this.training, this.newRun);
+    this.dashboards = new DashboardPanels({ extension, log: this.log, backends: this.training.backends, model: this.training.model });
+    this.chat = new ChatPanels({ extension, log: this.log, backends: this.training.backends, model: this.training.model });
+    this.pushExtCleanup(this.training, this.newRun, this.dashboards, this.chat);
   }
 
   /** Ties disposables to the extension's lifetime (released on deactivation, in reverse order by VS Code). */

@@ -2,6 +2,8 @@ import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { Ctx } from './ctx';
 import { useTranslator } from './l10n';
+import type { ChatApi } from './chatPanel';
+import type { DashboardsApi } from './dashboardPanel';
 import type { StatusBarView } from './statusBar';
 import type { TrainingApi } from './training';
 
@@ -10,6 +12,10 @@ export interface FinetuneApi {
   readonly statusBar: StatusBarView;
   /** Backends, the runs model and tree, the run status-bar item, the notifications shown. */
   readonly training: TrainingApi;
+  /** The run dashboards. */
+  readonly dashboards: DashboardsApi;
+  /** The "Test Checkpoint" chat panels. */
+  readonly chat: ChatApi;
 }
 
 let ctx: Ctx | undefined;
@@ -24,7 +30,7 @@ export function activate(context: vscode.ExtensionContext): FinetuneApi {
   ctx = new Ctx(context);
   registerCommands(ctx);
   ctx.client.startWhenDatasetOpens();
-  return { statusBar: ctx.statusBar, training: ctx.training.api };
+  return { statusBar: ctx.statusBar, training: ctx.training.api, dashboards: ctx.dashboards.api, chat: ctx.chat.api };
 }
 
 /** Stops the language server cleanly; VS Code waits for the returned promise, then disposes the rest. */

@@ -81,6 +81,7 @@ export class RunsModel {
   private readonly backends = new Map<string, BackendRuns>();
   private readonly changeListeners = new Set<(change: ModelChange) => void>();
   private readonly finishedListeners = new Set<(finished: RunFinished) => void>();
+  private readonly eventListeners = new Set<(backend: string, event: FineTuningJobEvent) => void>();
   /** Job keys already reported as finished: one report per job, ever (reconnects resend snapshots). */
   private readonly reported = new Set<string>();
 
@@ -94,6 +95,16 @@ export class RunsModel {
   onFinished(listener: (finished: RunFinished) => void): () => void {
     this.finishedListeners.add(listener);
     return () => this.finishedListeners.delete(listener);
+  }
+
+  /**
+   * Listens for every live job event of every connected backend (metrics and messages, once each, in seq order
+   * per job), as the sidebar's stream delivers them; returns a function that stops listening. The dashboards
+   * read a run's history from the backend and these for what comes after.
+   */
+  onEvent(listener: (backend: string, event: FineTuningJobEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
   }
 
   /** Makes the model hold exactly these backends, in this order (state kept for names that stay). */
@@ -229,6 +240,7 @@ export class RunsModel {
 
   /** A job event: metrics keep the last loss and the progress for the status bar. */
   applyEvent(backend: string, event: FineTuningJobEvent): void {
+    for (const listener of [...this.eventListeners]) listener(backend, event);
     if (event.type !== 'metrics') return;
     const run = this.run(backend, event.job_id);
     if (!run) return;

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { runHostSuite } from './host/runHostSuite';
 import { isSuiteName } from './host/suites';
 
-const suites = process.env.FINETUNE_HOST_SUITE !== undefined ? [process.env.FINETUNE_HOST_SUITE] : ['integration', 'training', 'newRun'];
+const suites = process.env.FINETUNE_HOST_SUITE !== undefined ? [process.env.FINETUNE_HOST_SUITE] : ['integration', 'training', 'newRun', 'dashboard', 'chat'];
 
 for (const suite of suites) test(`in-host suite "${suite}" in code-server`, { timeout: 300_000 }, async (t) => {
   assert.ok(isSuiteName(suite), `FINETUNE_HOST_SUITE names no suite: ${suite}`);

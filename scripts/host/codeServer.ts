@@ -46,6 +46,8 @@ export interface StartOptions {
   port?: number;
   /** How long to wait for code-server to listen. */
   timeoutMs?: number;
+  /** The display language (`--locale`, e.g. `zh-cn`): what `vscode.env.language` reports to extensions. */
+  locale?: string;
 }
 
 /** What to open in a workbench page. */
@@ -143,6 +145,7 @@ export async function startCodeServer(options: StartOptions): Promise<CodeServer
     '--disable-workspace-trust',
     '--disable-getting-started-override',
     '--ignore-last-opened',
+    ...(options.locale === undefined ? [] : ['--locale', options.locale]),
   ];
   // Its own process group, so that stop() reaches the extension hosts and language servers it forks.
   const child = spawn(process.execPath, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -44,6 +44,8 @@ export interface SessionOptions {
   env?: NodeJS.ProcessEnv;
   /** User settings on top of the hosts' defaults (HOST_SETTINGS), e.g. a colour theme for screenshots. */
   settings?: Readonly<Record<string, unknown>>;
+  /** The display language (`zh-cn` for the Chinese screenshots); code-server's default otherwise. */
+  locale?: string;
 }
 
 /** Debian's Chromium on a fresh profile, and how to close it (and remove the profile). */
@@ -106,6 +108,7 @@ export async function openHostSession(name: string, options: SessionOptions = {}
     // No extension gallery: nothing to fetch on a closed network, and no lookups of hosts that do not resolve.
     env: { EXTENSIONS_GALLERY: '{}', ...options.env },
     settings: options.settings === undefined ? undefined : { ...HOST_SETTINGS, ...options.settings },
+    locale: options.locale,
   });
   let launched: LaunchedChromium;
   try {

@@ -9,6 +9,8 @@ export const SUITES = {
   failing: join(HERE, 'failingSuite.ts'),
   training: join(HERE, 'trainingSuite.ts'),
   newRun: join(HERE, 'newRunSuite.ts'),
+  dashboard: join(HERE, 'dashboardSuite.ts'),
+  chat: join(HERE, 'chatSuite.ts'),
 } as const;
 
 /** The environment variable that names the report file; the Node-side runner sets it for the host. */
