@@ -77,13 +77,53 @@ export interface FileObject {
   /** Ours: examples (lines) of the file, and the warnings its check found (errors refuse the file). */
   examples: number;
   warnings: number;
+  /**
+   * Ours: the system prompt that every example of the file starts with, when they all share one (the model
+   * learned with it, so chat prefills it); null when they differ or have none; absent for files stored before
+   * the backend recorded it.
+   */
+  system_prompt?: string | null;
 }
 
-/** `DELETE /v1/files/{id}`. */
+/** `DELETE /v1/files/{id}`, `DELETE /v1/adapters/{id}`. */
 export interface DeletedObject {
   id: string;
-  object: 'file' | 'model';
+  object: 'file' | 'model' | 'adapter';
   deleted: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Saved adapters (ours): the checkpoints a user kept ("Save to Repository"), copied by the backend so that chat
+// can serve them after their job's files are gone.
+
+/** `POST /v1/adapters`: keep a checkpoint's (or a fine-tuned model's) adapter under a name. */
+export interface SaveAdapterRequest {
+  /** A checkpoint's `fine_tuned_model_checkpoint` or a job's `fine_tuned_model`. */
+  model: string;
+  /** Unique per owner: letters, digits, `_`, `.`, `-`, 1–128 characters (the folder name the client saved to). */
+  name: string;
+  /** Where the client keeps its own copy (informational: a path on the client's machine). */
+  location?: string | null;
+  /** Replace an adapter of the same name instead of answering 409. */
+  overwrite?: boolean;
+}
+
+/** A saved adapter. Ids start with `adapter-`; chat accepts its `id` or its `name` as `model`. */
+export interface SavedAdapter {
+  id: string;
+  object: 'adapter';
+  name: string;
+  /** Unix seconds. */
+  created_at: number;
+  base_model: string;
+  /** Where it came from. */
+  job_id: string;
+  checkpoint_id: string | null;
+  step_number: number | null;
+  source_model: string;
+  location: string | null;
+  /** Bytes of the adapter files. */
+  bytes: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -341,7 +381,7 @@ export interface ModelObject {
   created: number;
   owned_by: string;
   // Ours:
-  kind: 'base' | 'fine-tuned' | 'checkpoint';
+  kind: 'base' | 'fine-tuned' | 'checkpoint' | 'adapter';
   /** The engine that trains and serves it. */
   engine: string;
   /** For fine-tuned models and checkpoints: the base model and the job. */
@@ -391,6 +431,11 @@ export interface SystemInfo {
   /** Jobs that may run at once. */
   slots: number;
   queue: { running: number; queued: number };
+  /**
+   * Ours: chat generations since the backend started: in progress now, finished (stop or length), and stopped
+   * because the client went away or asked to stop. Absent from backends that predate it.
+   */
+  chat?: { active: number; completed: number; stopped: number };
 }
 
 // ---------------------------------------------------------------------------------------------------------
