@@ -1,7 +1,7 @@
 // Installs what the VS Code host needs, idempotently: Debian's libkrb5-dev and ripgrep (to install code-server),
-// chromium and a CJK font (for the UI tests) with apt-get as root, and code-server (a complete VS Code build from
-// the npm registry) into .vscode-host/, which is gitignored and never a dependency of the project (its install
-// needs the workarounds below).
+// chromium and a CJK font (for the UI tests) and python3 (for the torch engine's tests) with apt-get as root,
+// and code-server (a complete VS Code build from the npm registry) into .vscode-host/, which is gitignored and
+// never a dependency of the project (its install needs the workarounds below).
 //
 //   node scripts/host/install.mjs               install what is missing, say what was already there
 //   node scripts/host/install.mjs --no-browser  the same without chromium (what `npm start` needs)
@@ -37,6 +37,8 @@ const BROWSER_PACKAGES = [
   { name: 'chromium', why: 'the browser for the UI tests (/usr/bin/chromium)' },
   // Without a CJK font the sample's Chinese lines are boxes in the screenshots (1.8 MB, the smallest that covers it).
   { name: 'fonts-droid-fallback', why: 'CJK glyphs, so that screenshots show the sample\'s Chinese text' },
+  // Not the browser, but needed by the same `npm test`: the torch engine's pure-Python parts run without torch.
+  { name: 'python3', why: 'the torch engine\'s data path and protocol are tested with Python (no torch needed)' },
 ];
 
 class InstallError extends Error {}
