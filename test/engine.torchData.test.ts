@@ -280,6 +280,44 @@ describe('torch engine: command line and protocol', () => {
   });
 });
 
+/** A Python with torch (the chat sampler's test needs it), or undefined: Debian's python3-torch is at /usr/bin. */
+function pythonWithTorch(): string | undefined {
+  for (const candidate of [PYTHON, '/usr/bin/python3']) {
+    if (spawnSync(candidate, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return candidate;
+  }
+  return undefined;
+}
+
+describe('torch engine: the chat sampler (where torch is installed)', () => {
+  const python = pythonWithTorch();
+  const base = { temperature: 1, top_p: 1, top_k: 0, repetition_penalty: 1, seed: 1 };
+  const sample = (cases: Record<string, unknown>[]): number[][] => {
+    const result = spawnSync(python ?? PYTHON, [PROBE], { input: JSON.stringify({ op: 'sample', cases }), env: { ...process.env, PYTHONPATH: ENGINE_DIR }, encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    return (JSON.parse(result.stdout) as { picks: number[][] }).picks;
+  };
+
+  it('greedy at temperature 0, penalised repeats, top-k, top-p, and the seed', { skip: python === undefined ? 'no Python with torch here' : false }, () => {
+    const logits = [1, 3, 2.9, -1];
+    const [greedy, penalised, topK, topP, seeded, seededAgain, spread] = sample([
+      { ...base, logits, temperature: 0 },
+      // 3 / 1.5 = 2 < 2.9: the seen token loses its lead.
+      { ...base, logits, temperature: 0, repetition_penalty: 1.5, seen: [1] },
+      { ...base, logits, top_k: 1, draws: 20 },
+      { ...base, logits: [0, 8, 0, 0], top_p: 0.5, draws: 20 },
+      { ...base, logits: [0, 0, 0, 0], seed: 99, draws: 30 },
+      { ...base, logits: [0, 0, 0, 0], seed: 99, draws: 30 },
+      { ...base, logits: [0, 0, 0, 0], seed: 5, draws: 200 },
+    ]);
+    assert.deepEqual(greedy, [1]);
+    assert.deepEqual(penalised, [2]);
+    assert.ok(topK.every((t) => t === 1));
+    assert.ok(topP.every((t) => t === 1));
+    assert.deepEqual(seeded, seededAgain, 'the same seed draws the same tokens');
+    assert.deepEqual([...new Set(spread)].sort(), [0, 1, 2, 3], 'uniform logits reach every token');
+  });
+});
+
 /** Parses one line with the engine's parse_request; the dataclass name and id, or the error. */
 function parseRequest(line: string): string {
   const script = [
