@@ -58,6 +58,8 @@ LOSS_CHUNK = 4096
 RESUME_STATE = "resume_state.pt"
 #: Lets the parity test start from an adapter the embedded engine initialised (issue 8, "Verified on the GPU").
 INIT_ADAPTER_ENV = "FINETUNE_TORCH_INIT_ADAPTER"
+#: `float32` trains in float32 (the parity test with the embedded engine); bf16 otherwise (TRAINING.md: fp16 overflows).
+DTYPE_ENV = "FINETUNE_TORCH_DTYPE"
 #: Opt-in torch.compile of the decoder (shapes vary with packing, so it recompiles; off by default).
 COMPILE_ENV = "FINETUNE_TORCH_COMPILE"
 
@@ -174,6 +176,7 @@ class Trainer:
         plan = plan_run(len(data.train), h.batch_size, h.n_epochs, h.warmup_ratio, h.checkpoints)
         resume = self._read_resume_state(plan, data)
         model, trainable = self._load_model(resume is not None)
+        # Fused AdamW needs its parameters on the GPU in a floating type: true here (bf16 or float32 on CUDA).
         optimizer = torch.optim.AdamW(trainable, lr=h.learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fused=True)
         start_step = 0
         trained_tokens = 0
@@ -257,10 +260,12 @@ class Trainer:
         from transformers import AutoModelForCausalLM  # noqa: PLC0415
 
         spec, h = self.spec, self.h
-        implementation = attention.register()
+        dtype = torch.float32 if os.environ.get(DTYPE_ENV) == "float32" else torch.bfloat16
+        # The flash kernels take half precision only: float32 goes through sdpa with per-example masks.
+        implementation = attention.register() if dtype == torch.bfloat16 else "sdpa"
         self.packed_attention = implementation == attention.VARLEN
         try:
-            base = AutoModelForCausalLM.from_pretrained(spec.model.path, dtype=torch.bfloat16, attn_implementation=implementation)
+            base = AutoModelForCausalLM.from_pretrained(spec.model.path, dtype=dtype, attn_implementation=implementation)
         except (OSError, ValueError) as error:
             raise EngineError("model_unavailable", f"cannot load {spec.model.id} from {spec.model.path}: {error}") from error
         base.to(self.device)
