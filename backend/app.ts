@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { version } from '../package.json';
 import { generateApiKey, KeyRing, ownerOf } from './http/auth';
+import { adapterRoutes } from './http/routes/adapters';
 import { chatRoutes } from './http/routes/chat';
 import { fileRoutes } from './http/routes/files';
 import { jobRoutes } from './http/routes/jobs';
@@ -17,6 +18,7 @@ import { ModelCatalogue } from './models';
 import { BACKEND_HELP, type BackendOptions, checkApiKey, DEFAULT_MAX_UPLOAD_BYTES, OptionsError, parseBackendArgs, readApiKeysFile } from './options';
 import type { JobRuntime, Log } from './runtime';
 import { openRuntime, type RuntimeExtraOptions, type RuntimeInternals } from './runtime/runtime';
+import { AdapterStore } from './store/adapters';
 import { FileStore } from './store/files';
 
 /** What `startBackend` needs; only `dataDir` has no default. */
@@ -112,14 +114,16 @@ export async function startBackend(options: StartOptions): Promise<RunningBacken
   const ring = new KeyRing(keys);
 
   const files = await FileStore.open(options.dataDir, log);
+  const adapters = await AdapterStore.open(options.dataDir, log);
   const models = new ModelCatalogue(options.dataDir);
   const runtime = await openRuntime({ ...options.runtimeExtra, dataDir: options.dataDir, gpus: options.gpus, log, python: options.python });
 
   const router = new Router();
-  modelRoutes(router, { models, runtime, version });
+  modelRoutes(router, { models, runtime, adapters, version });
   fileRoutes(router, { files, runtime, maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES });
   jobRoutes(router, { files, models, runtime });
-  chatRoutes(router, { models, runtime, log });
+  adapterRoutes(router, { adapters, models, runtime });
+  chatRoutes(router, { models, runtime, adapters, log });
   const server = createApiServer({ router, keys: ring, runtime, log });
 
   try {

@@ -48,6 +48,31 @@ export interface ChatTarget {
   adapter: string | null;
 }
 
+/**
+ * A fine-tuned model name resolved to where it came from, for `POST /v1/adapters`: the chat target, the job and
+ * checkpoint behind it, and the files that make up the adapter (what `checkpointFiles` lists).
+ */
+export interface FineTunedSource {
+  target: ChatTarget;
+  /** The base model's id. */
+  base_model: string;
+  job_id: string;
+  /** Null for a job's `fine_tuned_model` whose folder is not one of its listed checkpoints. */
+  checkpoint_id: string | null;
+  step_number: number | null;
+  files: (CheckpointFile & { path: string })[];
+}
+
+/** Chat generations since the backend started (`/v1/system`'s `chat`). */
+export interface ChatCounts {
+  /** In progress now. */
+  active: number;
+  /** Ended with `stop` or `length`. */
+  completed: number;
+  /** Ended because the client went away or asked to stop. */
+  stopped: number;
+}
+
 /** How a chat generation ended. */
 export interface ChatResult {
   finish_reason: 'stop' | 'length';
@@ -97,6 +122,8 @@ export interface JobRuntime {
   fineTunedModels(owner: Owner): ModelObject[];
   /** A job's `fine_tuned_model` or a checkpoint's `fine_tuned_model_checkpoint`, resolved; undefined otherwise. */
   resolveFineTuned(owner: Owner, name: string): ChatTarget | undefined;
+  /** The same name with its job, checkpoint and adapter files, for saving it; undefined when the owner has none such. */
+  fineTunedSource(owner: Owner, name: string): Promise<FineTunedSource | undefined>;
   /**
    * Generates an answer on the engine's chat process, calling `onText` with each piece as it comes. Aborting
    * `signal` (the client went away, or asked to stop) stops the generation on the engine.
@@ -104,7 +131,7 @@ export interface JobRuntime {
    */
   chat(target: ChatTarget, request: Omit<ChatRequestMessage, 'type' | 'id' | 'model' | 'adapter'>, onText: (text: string) => void, signal: AbortSignal): Promise<ChatResult>;
   /** Engines, GPUs, slots and the queue, for `/v1/system`. */
-  system(): { engines: EngineInfo[]; gpus: GpuInfo[]; slots: number; queue: { running: number; queued: number } };
+  system(): { engines: EngineInfo[]; gpus: GpuInfo[]; slots: number; queue: { running: number; queued: number }; chat: ChatCounts };
   /** Takes over an authenticated `GET /v1/events` upgrade request for the WebSocket hub. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, owner: Owner): void;
   /** Stops accepting work, stops engines (running jobs stay `running` on disk, to be resumed), closes sockets. */

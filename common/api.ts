@@ -448,7 +448,7 @@ export interface ChatMessageInput {
 
 /** `POST /v1/chat/completions`. */
 export interface ChatCompletionRequest {
-  /** A checkpoint's `fine_tuned_model_checkpoint`, a job's `fine_tuned_model`, or a base model id. */
+  /** A checkpoint's `fine_tuned_model_checkpoint`, a job's `fine_tuned_model`, a saved adapter's id or name, or a base model id. */
   model: string;
   messages: ChatMessageInput[];
   temperature?: number;
@@ -546,7 +546,7 @@ export type ServerSocketMessage = EventSocketMessage | JobSocketMessage | Checkp
 // ---------------------------------------------------------------------------------------------------------
 // Id prefixes
 
-export const ID_PREFIX = { file: 'file-', job: 'ftjob-', event: 'ftevent-', checkpoint: 'ftckpt-', chat: 'chatcmpl-' } as const;
+export const ID_PREFIX = { file: 'file-', job: 'ftjob-', event: 'ftevent-', checkpoint: 'ftckpt-', chat: 'chatcmpl-', adapter: 'adapter-' } as const;
 
 /**
  * Ids are a prefix and 24 letters or digits: a path built from a checked id cannot leave its folder. The

@@ -20,6 +20,7 @@ import type {
   FineTuningJobEvent,
   ListObject,
   ModelObject,
+  SavedAdapter,
   ServerSocketMessage,
   SystemInfo,
 } from './api';
@@ -75,6 +76,27 @@ export const fileObjectSchema = {
     status: { type: 'string', default: 'processed' },
     examples: { type: 'integer', minimum: 0, default: 0 },
     warnings: { type: 'integer', minimum: 0, default: 0 },
+    // No default: absent means "not known" (an older backend, or a file stored before it was kept).
+    system_prompt: nullable('string'),
+  },
+} as const;
+
+/** `/v1/adapters` objects (ours only). */
+export const savedAdapterSchema = {
+  type: 'object',
+  required: ['id', 'object', 'name', 'created_at', 'base_model', 'job_id'],
+  properties: {
+    id: { type: 'string', minLength: 1 },
+    object: { const: 'adapter' },
+    name: { type: 'string', minLength: 1 },
+    created_at: { type: 'number' },
+    base_model: { type: 'string' },
+    job_id: { type: 'string' },
+    checkpoint_id: { ...nullable('string'), default: null },
+    step_number: { ...nullable('integer'), default: null },
+    source_model: { type: 'string', default: '' },
+    location: { ...nullable('string'), default: null },
+    bytes: { type: 'integer', minimum: 0, default: 0 },
   },
 } as const;
 
@@ -225,7 +247,7 @@ export const modelSchema = {
     created: { type: 'number', default: 0 },
     owned_by: { type: 'string', default: '' },
     // A plain service's models are whatever it serves; the UI offers them as base models.
-    kind: { enum: ['base', 'fine-tuned', 'checkpoint'], default: 'base' },
+    kind: { enum: ['base', 'fine-tuned', 'checkpoint', 'adapter'], default: 'base' },
     engine: { type: 'string', default: 'unknown' },
     base_model: { type: 'string' },
     job_id: { type: 'string' },
@@ -261,6 +283,12 @@ export const systemSchema = {
     },
     slots: { type: 'integer', minimum: 0 },
     queue: { type: 'object', required: ['running', 'queued'], properties: { running: { type: 'integer' }, queued: { type: 'integer' } } },
+    // Optional: backends from before it was added leave it out.
+    chat: {
+      type: 'object',
+      required: ['active', 'completed', 'stopped'],
+      properties: { active: { type: 'integer', minimum: 0 }, completed: { type: 'integer', minimum: 0 }, stopped: { type: 'integer', minimum: 0 } },
+    },
   },
 } as const;
 
@@ -439,6 +467,8 @@ const checkpointFileList = parser<ListObject<CheckpointFile>>(listSchema(checkpo
 const modelList = parser<ListObject<ModelObject>>(listSchema(modelSchema), 'a list of models');
 const chatChunk = parser<ChatCompletionChunk>(chatChunkSchema, 'a chat completion chunk');
 const chatCompletion = parser<ChatCompletion>(chatCompletionSchema, 'a chat completion');
+const savedAdapter = parser<SavedAdapter>(savedAdapterSchema, 'a saved adapter');
+const savedAdapterList = parser<ListObject<SavedAdapter>>(listSchema(savedAdapterSchema), 'a list of saved adapters');
 const socketMessage = parser<ServerSocketMessage>(serverSocketMessageSchema, 'an event-socket message');
 
 /** Whether `value` is an error body (`{"error": {"message", …}}`); fills `type`, `param`, `code` when absent. */
@@ -483,6 +513,10 @@ export const parseModelList = modelList.parse;
 export const parseChatChunk = chatChunk.parse;
 /** Checks a whole chat answer. */
 export const parseChatCompletion = chatCompletion.parse;
+/** Checks a saved adapter. */
+export const parseSavedAdapter = savedAdapter.parse;
+/** Checks a list of saved adapters. */
+export const parseSavedAdapterList = savedAdapterList.parse;
 /** Checks a message from the `/v1/events` socket. */
 export const parseServerSocketMessage = socketMessage.parse;
 /** Whether `value` is a message from the `/v1/events` socket. */

@@ -3,7 +3,7 @@
 // is an error rather than a silent default; value ranges that depend on the model are checked by the backend
 // after this. A failure comes back as the field at fault (a dotted path) and a stable code.
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import type { ChatCompletionRequest, CreateJobRequest } from './api';
+import type { ChatCompletionRequest, CreateJobRequest, SaveAdapterRequest } from './api';
 import { LORA_TARGET_MODULES, LR_SCHEDULERS, TRAINING_TYPES } from './api';
 import { SEED_MAX } from './hyperparameters';
 
@@ -122,6 +122,27 @@ export const chatCompletionSchema = {
   },
 } as const;
 
+/** Most characters of a saved adapter's name (it is the folder name the client saved to). */
+export const ADAPTER_NAME_MAX = 128;
+/**
+ * What a saved adapter's name may hold: letters, digits, `_`, `.`, `-`, and not only dots. Checked by the backend
+ * after the schema, so that the refusal can say what is allowed.
+ */
+export const ADAPTER_NAME_PATTERN = /^(?!\.+$)[A-Za-z0-9_.-]{1,128}$/;
+
+/** `POST /v1/adapters`. */
+export const saveAdapterSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['model', 'name'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    name: { type: 'string' },
+    location: { type: ['string', 'null'], maxLength: 4096 },
+    overwrite: { type: 'boolean' },
+  },
+} as const;
+
 /** A chat request as the schema lets it through: the API's fields plus the OpenAI extras it tolerates. */
 export type ChatCompletionInput = ChatCompletionRequest & {
   max_completion_tokens?: number;
@@ -196,4 +217,9 @@ export function checkCreateJobRequest(body: unknown): Checked<CreateJobRequest> 
 /** Checks a `POST /v1/chat/completions` body. */
 export function checkChatCompletionRequest(body: unknown): Checked<ChatCompletionInput> {
   return check<ChatCompletionInput>(chatCompletionSchema, body);
+}
+
+/** Checks a `POST /v1/adapters` body (the name's characters are checked by the backend after this). */
+export function checkSaveAdapterRequest(body: unknown): Checked<SaveAdapterRequest> {
+  return check<SaveAdapterRequest>(saveAdapterSchema, body);
 }

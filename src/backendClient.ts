@@ -19,6 +19,8 @@ import type {
   FinishReason,
   ListObject,
   ModelObject,
+  SaveAdapterRequest,
+  SavedAdapter,
   SystemInfo,
 } from '../common/api';
 import {
@@ -35,6 +37,8 @@ import {
   parseJobList,
   parseModel,
   parseModelList,
+  parseSavedAdapter,
+  parseSavedAdapterList,
   parseSystem,
   ResponseShapeError,
 } from '../common/apiGuards';
@@ -392,11 +396,17 @@ export class BackendClient {
       out = await open(temp, 'wx');
       let bytes = 0;
       if (response.body) {
-        for await (const chunk of response.body) {
-          deadline.touch();
-          await out.write(chunk);
-          bytes += chunk.length;
-          options.onProgress?.({ bytes, total });
+        // A reader rather than `for await`: the DOM typing of ReadableStream (which this file compiles against) has no async iterator.
+        const reader = response.body.getReader();
+        try {
+          for (let next = await reader.read(); !next.done; next = await reader.read()) {
+            deadline.touch();
+            await out.write(next.value);
+            bytes += next.value.length;
+            options.onProgress?.({ bytes, total });
+          }
+        } finally {
+          reader.releaseLock();
         }
       }
       if (total !== undefined && bytes !== total) throw new BackendError('protocol', `The download of '${name}' ended after ${bytes} of ${total} bytes.`, { request: describeCall(call) });
@@ -411,6 +421,49 @@ export class BackendClient {
     } finally {
       deadline.dispose();
     }
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Saved adapters (ours)
+
+  /**
+   * `POST /v1/adapters`: the backend copies the adapter of `request.model` (a checkpoint's or a job's model name)
+   * and keeps it under `request.name`, so that chat can use it by that name. A 409 `http` error (`adapter_exists`)
+   * when the name is taken and `overwrite` is not set.
+   */
+  async saveAdapter(request: SaveAdapterRequest, options: { signal?: AbortSignal } = {}): Promise<SavedAdapter> {
+    return await this.json({ method: 'POST', path: '/v1/adapters', json: request, signal: options.signal }, parseSavedAdapter);
+  }
+
+  /**
+   * Every saved adapter of this key, newest first (all pages). A plain OpenAI-compatible service has no
+   * `/v1/adapters` and answers 404: it keeps no adapters, so the list is empty.
+   */
+  async listAdapters(options: { signal?: AbortSignal } = {}): Promise<SavedAdapter[]> {
+    const all: SavedAdapter[] = [];
+    let after: string | undefined;
+    try {
+      for (;;) {
+        const page = await this.json({ method: 'GET', path: '/v1/adapters', query: { after, limit: 1000 }, signal: options.signal }, parseSavedAdapterList);
+        all.push(...page.data);
+        const last = page.data.at(-1)?.id;
+        if (!page.has_more || last === undefined) return all;
+        after = last;
+      }
+    } catch (error) {
+      if (after === undefined && BackendError.is(error) && error.reason === 'http' && error.status === 404) return [];
+      throw error;
+    }
+  }
+
+  /** `GET /v1/adapters/{id}`. */
+  async getAdapter(id: string, options: { signal?: AbortSignal } = {}): Promise<SavedAdapter> {
+    return await this.json({ method: 'GET', path: `/v1/adapters/${encodeURIComponent(id)}`, signal: options.signal }, parseSavedAdapter);
+  }
+
+  /** `DELETE /v1/adapters/{id}`: the backend's copy is removed (the client's own copy is not touched). */
+  async deleteAdapter(id: string, options: { signal?: AbortSignal } = {}): Promise<DeletedObject> {
+    return await this.json({ method: 'DELETE', path: `/v1/adapters/${encodeURIComponent(id)}`, signal: options.signal }, parseDeletedObject);
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -527,7 +580,8 @@ export class BackendClient {
       body = JSON.stringify(call.json);
     }
     if (deadline.fired) throw new BackendError(deadline.fired, cancelledOrTimeout(deadline.fired, call, this.url), { request: describeCall(call) });
-    const init: RequestInit = { method: call.method, headers, body, signal: deadline.aborted };
+    // `duplex` is declared by Node's RequestInit but not by the DOM's, which a dependency's types may pull in.
+    const init: RequestInit & { duplex?: 'half' } = { method: call.method, headers, body, signal: deadline.aborted };
     // A streamed body needs half-duplex (Node's fetch insists).
     if (body instanceof ReadableStream) init.duplex = 'half';
     return this.fetchImpl(url, init);

@@ -7,7 +7,7 @@ import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
-import type { FileObject, FineTuningJobCheckpoint } from '../common/api';
+import type { FileObject, FineTuningJobCheckpoint, SaveAdapterRequest } from '../common/api';
 import { BackendError } from './backendErrors';
 import { adapterFolderName, modelCard, trainingArgs } from './modelCard';
 import { formatBytes } from './runsText';
@@ -143,6 +143,8 @@ export async function saveToRepository(training: Training, target: SaveTarget, o
 
   const name = adapterFolderName(job, checkpoint);
   const folder = join(repository, name);
+  // Whether the user (or the caller) agreed to replace what is there: the backend's copy is replaced alike.
+  let replacing = options.overwrite === true;
   if (await exists(folder)) {
     let overwrite = options.overwrite;
     if (overwrite === undefined) {
@@ -158,6 +160,7 @@ export async function saveToRepository(training: Training, target: SaveTarget, o
       void vscode.window.showInformationMessage(vscode.l10n.t('Not saved: {0} exists already.', folder));
       return undefined;
     }
+    replacing = true;
   }
 
   await mkdir(repository, { recursive: true });
@@ -207,11 +210,33 @@ export async function saveToRepository(training: Training, target: SaveTarget, o
     await rm(staging, { recursive: true, force: true });
   }
 
+  const registered = await registerWithBackend(training, target, { model: checkpoint.fine_tuned_model_checkpoint, name, location: folder, overwrite: replacing });
   const reveal = vscode.l10n.t('Reveal');
-  void vscode.window.showInformationMessage(vscode.l10n.t('Saved to {0}', folder), reveal).then(async (action) => {
+  const shown = registered
+    ? vscode.window.showInformationMessage(vscode.l10n.t('Saved to {0}', folder), reveal)
+    : vscode.window.showWarningMessage(vscode.l10n.t('Saved to {0}, but the backend could not keep a copy, so chat cannot use it by the name {1}. See the log for why.', folder, name), reveal);
+  void shown.then(async (action) => {
     if (action === reveal) await vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(folder));
   });
   return folder;
+}
+
+/**
+ * Asks the backend to keep its own copy of the adapter under the folder's name, so that chat can use it by that
+ * name later. The local save is done by then and stays whatever happens here: a failure is logged and reported
+ * as false.
+ */
+async function registerWithBackend(training: Training, target: SaveTarget, request: SaveAdapterRequest): Promise<boolean> {
+  try {
+    const client = await training.backends.client(target.backend);
+    const adapter = await client.saveAdapter(request);
+    training.deps.log.info(`${target.backend} keeps ${request.model} as adapter ${adapter.id} ('${adapter.name}').`);
+    return true;
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    training.deps.log.warn(`${target.backend} did not keep a copy of ${request.model} as '${request.name}': ${why}`);
+    return false;
+  }
 }
 
 /**

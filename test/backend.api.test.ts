@@ -305,8 +305,27 @@ describe('models and system', () => {
     assert.ok(reply.body.engines.some((e) => e.id === 'embedded' && e.available));
     assert.ok(reply.body.slots >= 1);
     assert.equal(typeof reply.body.queue.queued, 'number');
+    assert.deepEqual(Object.keys(reply.body.chat ?? {}).sort(), ['active', 'completed', 'stopped']);
   });
 });
+
+/** `/v1/system`'s chat counters. */
+async function chatCounts(): Promise<NonNullable<SystemInfo['chat']>> {
+  const reply = await call<SystemInfo>(b, 'GET', '/v1/system');
+  assert.ok(reply.body.chat, reply.text);
+  return reply.body.chat;
+}
+
+/** Polls the chat counters until `done` holds for them, or fails after `timeoutMs` with the last ones seen. */
+async function chatCountsUntil(done: (c: NonNullable<SystemInfo['chat']>) => boolean, timeoutMs = 10_000): Promise<NonNullable<SystemInfo['chat']>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const counts = await chatCounts();
+    if (done(counts)) return counts;
+    if (Date.now() > deadline) assert.fail(`the chat counters did not get there within ${timeoutMs} ms: ${JSON.stringify(counts)}`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
 
 describe('chat completions', () => {
   const refusals: { name: string; body: Record<string, unknown>; status: number; param: string; code: string }[] = [
@@ -383,6 +402,35 @@ describe('a client that goes away', () => {
     await closed;
     const next = await call<ChatCompletion>(b, 'POST', '/v1/chat/completions', { json: { model: 'tiny-qwen2-1m', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, temperature: 0, seed: 1 } });
     assert.equal(next.status, 200, next.text);
+  });
+});
+
+describe('chat counters in /v1/system', () => {
+  it('counts a finished answer as completed, and a stream aborted mid-way as stopped, with nothing left active', async () => {
+    const start = await chatCounts();
+    assert.equal(start.active, 0);
+    const whole = await call(b, 'POST', '/v1/chat/completions', { json: { model: 'tiny-qwen2-1m', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3, temperature: 0, seed: 1 } });
+    assert.equal(whole.status, 200, whole.text);
+    assert.deepEqual(await chatCounts(), { active: 0, completed: start.completed + 1, stopped: start.stopped });
+
+    const abort = new AbortController();
+    const response = await fetch(`${b.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${b.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-qwen2-1m', messages: [{ role: 'user', content: 'Tell me a long story' }], max_tokens: 4000, temperature: 1, seed: 5, stream: true }),
+      signal: abort.signal,
+    });
+    assert.equal(response.status, 200);
+    const reader = response.body?.getReader();
+    assert.ok(reader);
+    // The first chunk is written once the engine has produced the first piece: the generation is under way.
+    await reader.read();
+    const during = await chatCounts();
+    assert.equal(during.active, 1, 'the generation is counted while it runs');
+    abort.abort();
+    await reader.cancel().catch(() => undefined);
+    const end = await chatCountsUntil((c) => c.active === 0 && c.stopped === start.stopped + 1);
+    assert.equal(end.completed, start.completed + 1, 'the stopped one is not counted as completed');
   });
 });
 

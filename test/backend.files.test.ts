@@ -2,13 +2,13 @@
 // errors, too big, not multipart, broken multipart, a client that goes away), then list, get, download and
 // delete, and a file in use by a job that may not be deleted.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FileObject, ListObject } from '../common/api';
-import { FileStore, UploadError } from '../backend/store/files';
+import { FileStore, SharedSystemPrompt, UploadError } from '../backend/store/files';
 import { call, dataset, type ErrorReply, startTestBackend, type TestBackend, upload, waitForEngine } from './backend.harness';
 
 const LIMIT = 64 * 1024;
@@ -409,5 +409,75 @@ describe('the store', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the shared system prompt', () => {
+  const example = (system: string | undefined, i: number): Record<string, unknown> => ({
+    messages: [...(system === undefined ? [] : [{ role: 'system', content: system }]), { role: 'user', content: `q ${i}?` }, { role: 'assistant', content: `a ${i}.` }],
+  });
+  const lines = (systems: (string | undefined)[]): string => `${systems.map((s, i) => JSON.stringify(example(s, i))).join('\n')}\n`;
+  const PROMPT = 'You are a terse assistant. Answer in \u201cone\u201d line.\n\tNo "quotes".';
+  const cases: { name: string; content: string; expected: string | null }[] = [
+    { name: 'every example starts with the same system message', content: lines([PROMPT, PROMPT, PROMPT]), expected: PROMPT },
+    {
+      name: 'the same prompt written differently (escapes, spacing, key order, a BOM, a blank line)',
+      content: `\ufeff${JSON.stringify(example(PROMPT, 0))}\n\n{ "messages" : [ { "content" : ${JSON.stringify(PROMPT).replace(/"$/, '').replace('terse', '\\u0074erse')}", "role": "system" }, {"role":"user","content":"x?"}, {"role":"assistant","content":"y."} ] }\r\n`,
+      expected: PROMPT,
+    },
+    { name: 'one example with a system message', content: lines(['Be brief.']), expected: 'Be brief.' },
+    ...(['"messages"', '"messag\\u0065s"'] as const).map((key) => ({
+      // The same first bytes as the first example, but a second `messages` key later replaces the array (JSON.parse keeps the last).
+      name: `a line that repeats the first one's start, then gives ${key} again without a system message`,
+      content: `${lines([PROMPT]).trim()}\n${JSON.stringify(example(PROMPT, 1)).slice(0, -1)}, ${key}: [{"role":"user","content":"u"},{"role":"assistant","content":"a"}]}\n`,
+      expected: null,
+    })),
+    { name: 'an empty system prompt shared by all', content: lines(['', '']), expected: '' },
+    { name: 'one example with another prompt', content: lines([PROMPT, PROMPT, 'Be brief.']), expected: null },
+    { name: 'one example without a system message', content: lines([PROMPT, undefined, PROMPT]), expected: null },
+    { name: 'no system messages', content: lines([undefined, undefined]), expected: null },
+  ];
+  let other: TestBackend;
+  before(async () => {
+    other = await startTestBackend();
+  });
+  after(async () => {
+    await other.close();
+  });
+
+  for (const c of cases) {
+    it(`${c.expected === null ? 'is null' : 'is kept'} when ${c.name}`, async () => {
+      const reply = await upload(other, c.content);
+      assert.equal(reply.status, 200, reply.text);
+      const file = reply.body as FileObject;
+      assert.equal(file.system_prompt, c.expected);
+      assert.deepEqual((await call<FileObject>(other, 'GET', `/v1/files/${file.id}`)).body, file);
+    });
+  }
+
+  it('is null for no examples at all', () => {
+    assert.equal(new SharedSystemPrompt().value, null);
+  });
+
+  it('survives a restart, and a file stored before it was kept reads without the field', async () => {
+    const dir = other.dir;
+    const kept = (await upload(other, lines([PROMPT]))).body as FileObject;
+    const differing = (await upload(other, lines([PROMPT, 'x']))).body as FileObject;
+    await other.backend.close();
+    // A record as the backend wrote it before this field existed.
+    const oldId = 'file-OLDOLDOLDOLDOLDOLDOLDOLD';
+    mkdirSync(join(dir, 'files', oldId));
+    writeFileSync(join(dir, 'files', oldId, 'content.jsonl'), lines([PROMPT]));
+    writeFileSync(
+      join(dir, 'files', oldId, 'meta.json'),
+      JSON.stringify({ id: oldId, owner: JSON.parse(readFileSync(join(dir, 'files', kept.id, 'meta.json'), 'utf8')).owner, filename: 'old.jsonl', bytes: 10, created_at: 1, created_ms: 1000, examples: 1, warnings: 0 }),
+    );
+    other = await startTestBackend({}, dir);
+    assert.equal((await call<FileObject>(other, 'GET', `/v1/files/${kept.id}`)).body.system_prompt, PROMPT);
+    assert.equal((await call<FileObject>(other, 'GET', `/v1/files/${differing.id}`)).body.system_prompt, null);
+    const old = await call<FileObject>(other, 'GET', `/v1/files/${oldId}`);
+    assert.equal(old.status, 200, old.text);
+    assert.equal('system_prompt' in old.body, false);
+    assert.equal(old.body.examples, 1);
   });
 });

@@ -236,6 +236,79 @@ describe('a job from upload to succeeded, through the client', () => {
   });
 });
 
+describe('saved adapters and the chat counters, through the client', () => {
+  it('saves, lists, gets, chats with and deletes an adapter; the dataset\'s system prompt comes back', async () => {
+    const prompt = 'You answer in one short sentence.';
+    const lines = Array.from({ length: 8 }, (_, i) =>
+      JSON.stringify({ messages: [{ role: 'system', content: prompt }, { role: 'user', content: `s question ${i}?` }, { role: 'assistant', content: `Answer ${i}.` }] }),
+    );
+    const file = await client.uploadFile({ name: 'system.jsonl', bytes: Buffer.from(`${lines.join('\n')}\n`) });
+    assert.equal(file.system_prompt, prompt);
+    assert.equal((await client.getFile(file.id)).system_prompt, prompt);
+
+    const job = await client.createJob({ model: 'tiny-qwen2-1m', training_file: file.id, method: { type: 'supervised', supervised: { hyperparameters: HYPERPARAMETERS } } });
+    const final = await waitForFinal(b, ownerOf(b.key), job.id);
+    assert.equal(final.status, 'succeeded', JSON.stringify(final.error));
+    const [checkpoint] = (await client.listCheckpoints(job.id)).data;
+    assert.ok(checkpoint);
+
+    const before = await client.listAdapters();
+    const saved = await client.saveAdapter({ model: checkpoint.fine_tuned_model_checkpoint, name: 'client-step', location: '/tmp/somewhere/client-step' });
+    assert.equal(saved.object, 'adapter');
+    assert.equal(saved.name, 'client-step');
+    assert.equal(saved.checkpoint_id, checkpoint.id);
+    assert.deepEqual(await client.getAdapter(saved.id), saved);
+    assert.deepEqual(await client.listAdapters(), [saved, ...before]);
+    const model = (await client.models()).find((m) => m.id === saved.id);
+    assert.equal(model?.kind, 'adapter');
+    assert.equal(model?.base_model, 'tiny-qwen2-1m');
+
+    const taken = await failure(client.saveAdapter({ model: checkpoint.fine_tuned_model_checkpoint, name: 'client-step' }), 'http');
+    assert.equal(taken.status, 409);
+    assert.equal(taken.apiError?.code, 'adapter_exists');
+    const badName = await failure(client.saveAdapter({ model: checkpoint.fine_tuned_model_checkpoint, name: 'a b' }), 'http');
+    assert.equal(badName.apiError?.param, 'name');
+    const replaced = await client.saveAdapter({ model: checkpoint.fine_tuned_model_checkpoint, name: 'client-step', overwrite: true });
+    assert.notEqual(replaced.id, saved.id);
+    assert.equal((await failure(client.getAdapter(saved.id), 'http')).status, 404);
+
+    // Chat by name, counted as completed in /v1/system.
+    const counts = (await client.system()).chat;
+    assert.ok(counts);
+    const greedy = { messages: [{ role: 'user' as const, content: 's question 2?' }], max_tokens: 6, temperature: 0, seed: 2 };
+    const byName = await client.chat({ model: 'client-step', ...greedy });
+    assert.equal(byName.text, (await client.chat({ model: checkpoint.fine_tuned_model_checkpoint, ...greedy })).text);
+    const after = (await client.system()).chat;
+    assert.deepEqual(after, { active: 0, completed: counts.completed + 2, stopped: counts.stopped });
+
+    assert.deepEqual(await client.deleteAdapter(replaced.id), { id: replaced.id, object: 'adapter', deleted: true });
+    assert.deepEqual(await client.listAdapters(), before);
+    const gone = await failure(client.deleteAdapter(replaced.id), 'http');
+    assert.equal(gone.apiError?.code, 'adapter_not_found');
+  });
+
+  it('a plain OpenAI-compatible service keeps no adapters (404 is an empty list); other failures still throw', async () => {
+    let status = 404;
+    const s = await tinyServer((req, res) => {
+      if (req.url?.startsWith('/v1/system')) {
+        // A backend from before the chat counters: the field is optional.
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'system', version: '0.1.0', engines: [], gpus: [], slots: 1, queue: { running: 0, queued: 0 } }));
+        return;
+      }
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'Not found', type: 'invalid_request_error', param: null, code: null } }));
+    });
+    try {
+      const plain = new BackendClient({ url: s.url, apiKey: 'k' });
+      assert.deepEqual(await plain.listAdapters(), []);
+      assert.equal((await plain.system()).chat, undefined);
+      status = 500;
+      assert.equal((await failure(plain.listAdapters(), 'http')).status, 500);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('every error reason', () => {
   it('unreachable: a closed port', async () => {
     const s = await tinyServer((_, res) => res.end());

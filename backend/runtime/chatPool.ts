@@ -4,7 +4,7 @@
 // ChatError and is started again by the next request.
 import { join } from 'node:path';
 import { ENGINE_PROTOCOL_VERSION, type ChatRequestMessage, type EngineMessage } from '../../common/engineProtocol';
-import { ChatError, type ChatResult, type ChatTarget, type Log } from '../runtime';
+import { type ChatCounts, ChatError, type ChatResult, type ChatTarget, type Log } from '../runtime';
 import { EngineProcess } from './engineProcess';
 import type { Engine } from './engines';
 import { newId } from './ids';
@@ -92,6 +92,7 @@ class ChatServer {
 export class ChatPool {
   private readonly servers = new Map<string, ChatServer>();
   private closed = false;
+  private readonly counters: ChatCounts = { active: 0, completed: 0, stopped: 0 };
 
   constructor(
     private readonly engines: ReadonlyMap<string, Engine>,
@@ -99,8 +100,36 @@ export class ChatPool {
     private readonly log: Log,
   ) {}
 
-  /** Generates an answer, streaming pieces to `onText`; rejects with a ChatError. */
+  /** Chat generations since the pool was made: in progress, completed, and stopped by their client. */
+  counts(): ChatCounts {
+    return { ...this.counters };
+  }
+
+  /**
+   * Generates an answer, streaming pieces to `onText`; rejects with a ChatError. Counted from the call (waiting
+   * for the engine to load included) to its end: a generation that fails for another reason is neither completed
+   * nor stopped.
+   */
   async chat(
+    target: ChatTarget,
+    request: Omit<ChatRequestMessage, 'type' | 'id' | 'model' | 'adapter'>,
+    onText: (text: string) => void,
+    signal: AbortSignal,
+  ): Promise<ChatResult> {
+    this.counters.active++;
+    try {
+      const result = await this.generate(target, request, onText, signal);
+      this.counters.completed++;
+      return result;
+    } catch (error) {
+      if (signal.aborted || (ChatError.is(error) && error.code === 'cancelled')) this.counters.stopped++;
+      throw error;
+    } finally {
+      this.counters.active--;
+    }
+  }
+
+  private async generate(
     target: ChatTarget,
     request: Omit<ChatRequestMessage, 'type' | 'id' | 'model' | 'adapter'>,
     onText: (text: string) => void,

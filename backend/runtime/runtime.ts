@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { FINAL_JOB_STATUSES, type CheckpointFile, type EngineInfo, type FineTuningJob, type FineTuningJobCheckpoint, type FineTuningJobEvent, type GpuInfo, type ModelObject } from '../../common/api';
 import type { ChatRequestMessage } from '../../common/engineProtocol';
-import type { ChatResult, ChatTarget, JobRuntime, Log, NewJob, Owner, Page, RuntimeOptions } from '../runtime';
+import type { ChatCounts, ChatResult, ChatTarget, FineTunedSource, JobRuntime, Log, NewJob, Owner, Page, RuntimeOptions } from '../runtime';
 import { ChatPool } from './chatPool';
 import { engineRegistry, type Engine, type EngineScripts } from './engines';
 import { JobRun } from './engineRunner';
@@ -57,6 +57,26 @@ export interface RuntimeInternals {
   runEnded(jobId: string): Promise<void>;
   /** Hears every change of every job (after it is on disk); returns the function that stops listening. */
   watch(listener: StoreListener): () => void;
+}
+
+/** The downloadable files of a checkpoint folder: the adapter, or (full fine-tuning) the model; [] when it is gone. */
+async function folderFiles(dir: string): Promise<(CheckpointFile & { path: string })[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const files: (CheckpointFile & { path: string })[] = [];
+  // A checkpoint holds an adapter or (full fine-tuning) a whole model; never both, so the adapter decides.
+  const listed: readonly string[] = names.includes('adapter_config.json') ? ADAPTER_FILES : MODEL_FILES;
+  for (const name of listed) {
+    if (!names.includes(name)) continue;
+    const path = join(dir, name);
+    const info = await stat(path);
+    if (info.isFile()) files.push({ object: 'fine_tuning.job.checkpoint.file', name, bytes: info.size, path });
+  }
+  return files;
 }
 
 function page<T>(items: T[], start: number, limit: number): Page<T> {
@@ -259,23 +279,7 @@ class Runtime implements JobRuntime, RuntimeInternals {
     const entry = this.owned(owner, jobId);
     const stored = entry?.checkpoints.find((c) => c.checkpoint.id === checkpointId);
     if (entry === undefined || stored === undefined) return undefined;
-    const dir = join(entry.dir, stored.dir);
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      return [];
-    }
-    const files: (CheckpointFile & { path: string })[] = [];
-    // A checkpoint holds an adapter or (full fine-tuning) a whole model; never both, so the adapter decides.
-    const listed: readonly string[] = names.includes('adapter_config.json') ? ADAPTER_FILES : MODEL_FILES;
-    for (const name of listed) {
-      if (!names.includes(name)) continue;
-      const path = join(dir, name);
-      const info = await stat(path);
-      if (info.isFile()) files.push({ object: 'fine_tuning.job.checkpoint.file', name, bytes: info.size, path });
-    }
-    return files;
+    return await folderFiles(join(entry.dir, stored.dir));
   }
 
   fileInUse(owner: Owner, fileId: string): boolean {
@@ -314,12 +318,33 @@ class Runtime implements JobRuntime, RuntimeInternals {
     return undefined;
   }
 
+  async fineTunedSource(owner: Owner, name: string): Promise<FineTunedSource | undefined> {
+    for (const entry of this.store.all()) {
+      if (entry.owner !== owner) continue;
+      const final = entry.job.fine_tuned_model === name && entry.finalCheckpoint !== null ? entry.finalCheckpoint : undefined;
+      // The final adapter is the last checkpoint's folder; when it is listed, its id and step say where it came from.
+      const stored = entry.checkpoints.find((c) => (final !== undefined ? c.dir === final : c.checkpoint.fine_tuned_model_checkpoint === name));
+      const dir = final ?? stored?.dir;
+      if (dir === undefined) continue;
+      const folder = join(entry.dir, dir);
+      return {
+        target: { engine: entry.job.engine, model: entry.spec.model, adapter: folder },
+        base_model: entry.job.model,
+        job_id: entry.job.id,
+        checkpoint_id: stored?.checkpoint.id ?? null,
+        step_number: stored?.checkpoint.step_number ?? null,
+        files: await folderFiles(folder),
+      };
+    }
+    return undefined;
+  }
+
   chat(target: ChatTarget, request: Omit<ChatRequestMessage, 'type' | 'id' | 'model' | 'adapter'>, onText: (text: string) => void, signal: AbortSignal): Promise<ChatResult> {
     return this.chats.chat(target, request, onText, signal);
   }
 
-  system(): { engines: EngineInfo[]; gpus: GpuInfo[]; slots: number; queue: { running: number; queued: number } } {
-    return { engines: [...this.engines.values()].map((e) => e.info), gpus: this.gpus, slots: this.scheduler.slots, queue: this.scheduler.counts() };
+  system(): { engines: EngineInfo[]; gpus: GpuInfo[]; slots: number; queue: { running: number; queued: number }; chat: ChatCounts } {
+    return { engines: [...this.engines.values()].map((e) => e.info), gpus: this.gpus, slots: this.scheduler.slots, queue: this.scheduler.counts(), chat: this.chats.counts() };
   }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, owner: Owner): void {

@@ -1,5 +1,5 @@
 // The uploaded datasets, one folder each under `{data}/files/{id}/`: `content.jsonl` (the bytes as sent) and
-// `meta.json` (owner, name, counts). An upload is written under `.incoming/` while common/dataset checks it
+// `meta.json` (owner, name, counts, the shared system prompt). An upload is written under `.incoming/` while common/dataset checks it
 // and only a complete, accepted folder is renamed into place, so the store never shows a half-written or
 // refused file, whatever moment the process dies at. Everything is indexed in memory on open.
 import { randomBytes } from 'node:crypto';
@@ -31,6 +31,8 @@ interface FileMeta {
   created_ms: number;
   examples: number;
   warnings: number;
+  /** The system prompt every example starts with, or null; absent in records written before it was kept. */
+  system_prompt?: string | null;
 }
 
 /** Why an upload was not stored. */
@@ -76,11 +78,148 @@ function toFinding(f: Finding): DatasetFinding {
 }
 
 /**
+ * Finds the system prompt that every example of a file starts with, one line at a time: the content of the
+ * first message when it is a system message and the same in every example; null otherwise (no examples
+ * included). A file without a shared prompt costs one parse of its first two examples. With one, a line that
+ * starts with the same bytes as the first example up to the end of its first message has that same message
+ * (the bytes parse alike), so only lines written differently are parsed: a generated dataset is checked at the
+ * speed of a byte comparison.
+ */
+export class SharedSystemPrompt {
+  private candidate: string | null | undefined;
+  /** The first example's bytes up to the end of its first message, when the scanner could find it. */
+  private prefix: Buffer | undefined;
+
+  /** Takes the next example line (bytes `start`–`end` of `buf`, one JSON object). */
+  example(buf: Uint8Array, start: number, end: number): void {
+    if (this.candidate === null) return;
+    if (this.prefix !== undefined && sameFirstMessage(buf, start, end, this.prefix)) return;
+    const line = Buffer.from(buf.buffer, buf.byteOffset + start, end - start);
+    const prompt = leadingSystemPrompt(line.toString('utf8'));
+    if (this.candidate === undefined) {
+      this.candidate = prompt;
+      const at = prompt === null ? -1 : firstMessageEnd(line);
+      // A byte-order mark starts the first line only: the lines after it are compared without it.
+      const bom = line[0] === 0xef && line[1] === 0xbb && line[2] === 0xbf ? 3 : 0;
+      if (at > 0) this.prefix = Buffer.from(line.subarray(bom, at));
+    } else if (prompt !== this.candidate) {
+      this.candidate = null;
+    }
+  }
+
+  /** The shared prompt, or null. */
+  get value(): string | null {
+    return this.candidate ?? null;
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const MESSAGES = Buffer.from('messages');
+
+/**
+ * Whether the line starts with `prefix` and cannot hold a second `messages` key after it (JSON.parse keeps the
+ * last of two, which would make the prefix say nothing): no string after it is `messages`, or could be once its
+ * escapes are decoded (a short string with a `\u`). A line that might is parsed instead. Plain loops: this runs
+ * for every line of a large upload, where a native call per line costs more than the comparison.
+ */
+function sameFirstMessage(buf: Uint8Array, start: number, end: number, prefix: Buffer): boolean {
+  const from = start + prefix.length;
+  if (end <= from) return false;
+  for (let k = 0; k < prefix.length; k++) if (buf[start + k] !== prefix[k]) return false;
+  // The prefix ends with the first message's closing brace, outside any string.
+  for (let i = from; i < end; i++) {
+    if (buf[i] !== QUOTE) continue;
+    const open = i + 1;
+    let escaped = false;
+    for (i = open; i < end && buf[i] !== QUOTE; i++) {
+      if (buf[i] === BACKSLASH) {
+        escaped = true;
+        i++;
+      }
+    }
+    const length = i - open;
+    // `messages` spelt with escapes is at most 8 × 6 bytes.
+    if (escaped ? length <= 48 : length === 8 && isMessages(buf, open)) return false;
+  }
+  return true;
+}
+
+function isMessages(buf: Uint8Array, at: number): boolean {
+  for (let k = 0; k < 8; k++) if (buf[at + k] !== MESSAGES[k]) return false;
+  return true;
+}
+
+/**
+ * The offset just after the first element of the top-level `messages` array when that element is an object
+ * (its closing brace), or -1 when the line is not shaped so (then every line is parsed; still correct). A small
+ * scanner: strings with their escapes, nesting depth, and the `"messages"` key spelt plainly.
+ */
+function firstMessageEnd(line: Buffer): number {
+  let depth = 0;
+  /** The last string closed at depth 1 was `messages`; after its colon, the value is the array. */
+  let keyIsMessages = false;
+  let valueOfMessages = false;
+  let inMessages = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === QUOTE) {
+      const from = i + 1;
+      for (i = from; i < line.length && line[i] !== QUOTE; i++) if (line[i] === BACKSLASH) i++;
+      if (depth === 1) keyIsMessages = i - from === 8 && line.toString('latin1', from, i) === 'messages';
+      if (inMessages && depth === 2) return -1;
+      continue;
+    }
+    if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a) continue;
+    if (depth === 1 && c === COLON) {
+      valueOfMessages = keyIsMessages;
+      continue;
+    }
+    if (valueOfMessages) {
+      if (c !== 0x5b) return -1;
+      valueOfMessages = false;
+      inMessages = true;
+      depth++;
+      continue;
+    }
+    if (c === 0x7b || c === 0x5b) {
+      if (inMessages && depth === 2 && c !== 0x7b) return -1;
+      depth++;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+      if (inMessages && depth === 2) return i + 1;
+      if (inMessages && depth < 2) return -1;
+    } else if (inMessages && depth === 2 && c !== COMMA) {
+      return -1;
+    }
+  }
+  return -1;
+}
+
+/** The content of the line's first message when it is a system message with text content; else null. */
+function leadingSystemPrompt(line: string): string | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(line.charCodeAt(0) === 0xfeff ? line.slice(1) : line);
+  } catch {
+    return null;
+  }
+  const messages = (value as { messages?: unknown } | null)?.messages;
+  const first: unknown = Array.isArray(messages) ? messages[0] : undefined;
+  if (typeof first !== 'object' || first === null) return null;
+  const { role, content } = first as { role?: unknown; content?: unknown };
+  return role === 'system' && typeof content === 'string' ? content : null;
+}
+
+/**
  * One upload in progress: bytes are written to the incoming folder and checked as they come. `finish` stores
  * it (or refuses it), `abort` removes every trace of it.
  */
 export class Upload {
   private readonly checker: DatasetStreamChecker;
+  private readonly systemPrompt = new SharedSystemPrompt();
   private readonly errors: DatasetFinding[] = [];
   private readonly warnings: DatasetFinding[] = [];
   private total = 0;
@@ -105,6 +244,9 @@ export class Upload {
         // Errors are what refuses a file, so they are reported first; warnings fill what room is left.
         const list = f.severity === 'error' ? this.errors : this.warnings;
         if (list.length < MAX_REPORTED_FINDINGS) list.push(toFinding(f));
+      },
+      onLine: (buf, start, end, _line, check) => {
+        if (check.kind === 'example') this.systemPrompt.example(buf, start, end);
       },
     });
   }
@@ -157,6 +299,7 @@ export class Upload {
       created_ms: now,
       examples: summary.examples,
       warnings: summary.warnings,
+      system_prompt: this.systemPrompt.value,
     };
     return this.store.commit(this.folder, meta);
   }
@@ -304,5 +447,7 @@ function toObject(meta: FileMeta): FileObject {
     status: 'processed',
     examples: meta.examples,
     warnings: meta.warnings,
+    // Records from before the prompt was kept have none: the field stays absent rather than a guessed null.
+    ...(meta.system_prompt !== undefined ? { system_prompt: meta.system_prompt } : {}),
   };
 }

@@ -152,6 +152,13 @@ function tests(state: State): InHostTest[] {
         try {
           await vscode.commands.executeCommand('finetune.saveToRepository', last, { overwrite: false });
           assert.ok(existsSync(folder), `${folder} was not written`);
+          // The backend keeps its own copy under the folder's name, so that chat can use it by that name.
+          const client = await api.backends.client(backend);
+          const adapterName = `host-run-step${last.checkpoint.step_number}`;
+          const registered = (await client.listAdapters()).filter((a) => a.name === adapterName);
+          assert.equal(registered.length, 1, `the backend lists ${registered.length} adapters named ${adapterName}`);
+          assert.equal(registered[0].checkpoint_id, last.checkpoint.id);
+          assert.equal(registered[0].location, folder);
 
           const job = run.job;
           const hp = job.hyperparameters;
@@ -198,6 +205,9 @@ function tests(state: State): InHostTest[] {
           assert.equal(await readFile(mark, 'utf8'), 'mine', 'a refused save changed the folder');
           await vscode.commands.executeCommand('finetune.saveToRepository', { backend, jobId, checkpointId: last.checkpoint.id }, { overwrite: true });
           assert.ok(!existsSync(mark), 'overwrite kept the old folder');
+          const replaced = (await client.listAdapters()).filter((a) => a.name === adapterName);
+          assert.equal(replaced.length, 1, 'the overwrite replaced the backend\'s copy too');
+          assert.notEqual(replaced[0].id, registered[0].id);
           assert.ok(existsSync(join(folder, 'adapter_model.safetensors')));
           assert.ok(existsSync(join(folder, 'README.md')));
           // Nothing but the saved folder is left in the repository (no staging or moved-aside folders).

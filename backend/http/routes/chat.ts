@@ -1,6 +1,6 @@
-// `POST /v1/chat/completions`: a base model or a fine-tuned one (a job's `fine_tuned_model`, a checkpoint's
-// `fine_tuned_model_checkpoint`), answered whole or streamed as server-sent events in OpenAI's chunk format.
-// A client that closes the connection aborts the generation on the engine.
+// `POST /v1/chat/completions`: a base model, a fine-tuned one (a job's `fine_tuned_model`, a checkpoint's
+// `fine_tuned_model_checkpoint`) or a saved adapter (by id or name), answered whole or streamed as server-sent
+// events in OpenAI's chunk format. A client that closes the connection aborts the generation on the engine.
 import { randomInt } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { ChatCompletion, ChatCompletionChunk, ChatUsage, FinishReason } from '../../../common/api';
@@ -8,6 +8,7 @@ import { checkChatCompletionRequest, type ChatCompletionInput } from '../../../c
 import type { GenerationParams } from '../../../common/engineProtocol';
 import type { ModelCatalogue } from '../../models';
 import { ChatError, type ChatResult, type ChatTarget, type JobRuntime, type Log, type Owner } from '../../runtime';
+import type { AdapterStore } from '../../store/adapters';
 import { newId } from '../../store/files';
 import { readJson } from '../body';
 import { HttpError, invalid, notFound, sendJson } from '../errors';
@@ -20,6 +21,7 @@ export const QWEN_GENERATION_DEFAULTS = { temperature: 0.7, top_p: 0.8, top_k: 2
 export interface ChatRouteDeps {
   models: ModelCatalogue;
   runtime: JobRuntime;
+  adapters: AdapterStore;
   log: Log;
 }
 
@@ -57,7 +59,8 @@ async function resolveTarget(owner: Owner, name: string, deps: ChatRouteDeps): P
     if (base.object.available === false) throw new HttpError('service_unavailable', `The model '${name}' is not available: ${base.object.unavailable_reason ?? ''}`, 'model_unavailable', 'model');
     return { engine: base.engine, model: base.ref, adapter: null };
   }
-  const tuned = deps.runtime.resolveFineTuned(owner, name);
+  // Then the owner's fine-tuned models and checkpoints, then saved adapters by id or name.
+  const tuned = deps.runtime.resolveFineTuned(owner, name) ?? deps.adapters.resolve(owner, name);
   if (!tuned) throw notFound(`The model '${name}' does not exist; GET /v1/models lists those this backend serves.`, 'model_not_found', 'model');
   return tuned;
 }

@@ -1,7 +1,8 @@
-// `/v1/models` (base models and the owner's fine-tuned ones), `/v1/system` and the public `/healthz`.
+// `/v1/models` (base models, the owner's fine-tuned ones and saved adapters), `/v1/system` and the public `/healthz`.
 import type { ModelObject, SystemInfo } from '../../../common/api';
 import type { ModelCatalogue } from '../../models';
 import type { JobRuntime } from '../../runtime';
+import type { AdapterStore } from '../../store/adapters';
 import { notFound, sendJson } from '../errors';
 import type { Router } from '../router';
 
@@ -9,6 +10,7 @@ import type { Router } from '../router';
 export interface ModelRouteDeps {
   models: ModelCatalogue;
   runtime: JobRuntime;
+  adapters: AdapterStore;
   version: string;
 }
 
@@ -19,7 +21,7 @@ export function modelRoutes(router: Router, deps: ModelRouteDeps): void {
       const rate = deps.runtime.measuredThroughput?.(m.engine, m.object.id);
       return rate === undefined ? m.object : { ...m.object, measured_tokens_per_second: rate };
     });
-  const all = async (owner: string): Promise<ModelObject[]> => [...(await base()), ...deps.runtime.fineTunedModels(owner)];
+  const all = async (owner: string): Promise<ModelObject[]> => [...(await base()), ...deps.runtime.fineTunedModels(owner), ...deps.adapters.models(owner)];
 
   router.add('GET', '/v1/models', async ({ res, owner }) => {
     const data = await all(owner);
