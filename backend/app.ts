@@ -115,8 +115,8 @@ export async function startBackend(options: StartOptions): Promise<RunningBacken
 
   const files = await FileStore.open(options.dataDir, log);
   const adapters = await AdapterStore.open(options.dataDir, log);
-  const models = new ModelCatalogue(options.dataDir);
   const runtime = await openRuntime({ ...options.runtimeExtra, dataDir: options.dataDir, gpus: options.gpus, log, python: options.python });
+  const models = new ModelCatalogue(options.dataDir, async () => await runtime.engineInfo?.('torch'));
 
   const router = new Router();
   modelRoutes(router, { models, runtime, adapters, version });

@@ -6,10 +6,11 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Hyperparameters, ModelObject } from '../common/api';
+import type { EngineInfo, Hyperparameters, ModelObject } from '../common/api';
 import { LORA_TARGET_MODULES } from '../common/api';
 import type { ModelRef } from '../common/engineProtocol';
 import { parameterCount, type Qwen2Config, TINY_MODELS } from './engines/embedded/catalog';
+import { findModelFolder, hubCacheDir, QWEN_MODELS } from './engines/torch/catalog';
 import { modelDefaults, type ModelCapabilities } from './hyperparameters';
 
 /** A base model, with what jobs and chat need besides its public object. */
@@ -70,7 +71,7 @@ function isQwen2Config(value: unknown): value is Qwen2Config {
   return c.model_type === 'qwen2' && numbers.every((k) => typeof c[k] === 'number' && (c[k] as number) > 0);
 }
 
-function describe(id: string, engine: string, config: Qwen2Config, own: Partial<Hyperparameters>, created: number, extra: Partial<ModelObject>, capabilities?: ModelCapabilities): BaseModel {
+function describe(id: string, engine: string, config: Qwen2Config, own: Partial<Hyperparameters>, created: number, extra: Partial<ModelObject>, capabilities?: ModelCapabilities, bytesPerWeight = 4): BaseModel {
   const contextLength = config.max_position_embeddings;
   const defaults = modelDefaults(own, contextLength);
   return {
@@ -82,8 +83,8 @@ function describe(id: string, engine: string, config: Qwen2Config, own: Partial<
       kind: 'base',
       engine,
       parameters: parameterCount(config),
-      // The embedded engine keeps weights in f32.
-      memory_required: estimateTrainingMemory(config, defaults, 4),
+      // The embedded engine keeps weights in f32, the torch engine in bf16.
+      memory_required: estimateTrainingMemory(config, defaults, bytesPerWeight),
       context_length: contextLength,
       available: true,
       default_hyperparameters: defaults,
@@ -97,22 +98,56 @@ function describe(id: string, engine: string, config: Qwen2Config, own: Partial<
   };
 }
 
+/** What a Qwen2.5 model of the torch engine's catalogue gets by default (TRAINING.md, "LoRA"). */
+function qwenDefaults(parameters: number): Partial<Hyperparameters> {
+  return {
+    n_epochs: 3,
+    batch_size: 8,
+    learning_rate: parameters < 2e9 ? 2e-4 : 1e-4,
+    max_seq_length: 2048,
+    lora_r: 16,
+    lora_alpha: 32,
+    lora_target_modules: [...LORA_TARGET_MODULES],
+  };
+}
+
 /** The base models of a backend whose data folder is `dataDir`. */
 export class ModelCatalogue {
   private readonly root: string;
 
-  constructor(dataDir: string) {
+  /**
+   * @param torch whether the torch engine can run here (asked when the list is made): it decides whether the
+   *   Qwen2.5 catalogue is trainable and which engine takes the model folders. Without it: not available.
+   */
+  constructor(
+    dataDir: string,
+    private readonly torch: () => Promise<EngineInfo | undefined> = () => Promise.resolve(undefined),
+  ) {
     this.root = join(dataDir, 'models');
   }
 
-  /** The built-in models first (smallest first), then the folders by id. */
+  /** The built-in models first (smallest first), then the Qwen2.5 catalogue (smallest first), then the folders by id. */
   async list(): Promise<BaseModel[]> {
     const builtIn = TINY_MODELS.map((m) => {
       // Only the built-in tiny models are small enough for a gradient and two moments of every weight.
       const model = describe(m.id, 'embedded', m.config, m.defaults, BUILT_IN_CREATED, { description: m.description }, { fullFineTuning: true });
       return { ...model, ref: { id: m.id, path: join(this.root, m.id) } };
     });
-    return [...builtIn, ...(await this.folders())];
+    const torch = await this.torch();
+    return [...builtIn, ...this.qwen(torch), ...(await this.folders(torch?.available === true))];
+  }
+
+  /** The Qwen2.5 Instruct sizes the torch engine trains, each available when it is on this machine and the engine can run. */
+  private qwen(torch: EngineInfo | undefined): BaseModel[] {
+    return QWEN_MODELS.map((m) => {
+      const folder = findModelFolder(m.id, this.root);
+      let unavailable: string | undefined;
+      if (torch?.available !== true) unavailable = `The torch engine cannot run here: ${torch?.reason ?? 'it is not set up'}.`;
+      else if (folder === undefined) unavailable = `${m.id} is not on this machine: put it in ${join(this.root, ...m.id.split('/'))} or the Hugging Face cache (${hubCacheDir()}), e.g. with \`huggingface-cli download ${m.id}\`.`;
+      const extra: Partial<ModelObject> = { description: m.description, ...(unavailable === undefined ? {} : { available: false, unavailable_reason: unavailable }) };
+      const model = describe(m.id, 'torch', m.config, qwenDefaults(parameterCount(m.config)), BUILT_IN_CREATED, extra, undefined, 2);
+      return { ...model, ref: { id: m.id, path: folder ?? join(this.root, ...m.id.split('/')) } };
+    });
   }
 
   /** The base model with that id, if any. */
@@ -120,23 +155,26 @@ export class ModelCatalogue {
     return (await this.list()).find((m) => m.object.id === id);
   }
 
-  private async folders(): Promise<BaseModel[]> {
+  private async folders(torch: boolean): Promise<BaseModel[]> {
     const found: BaseModel[] = [];
     const tiny = new Set(TINY_MODELS.map((m) => m.id));
+    const catalogued = new Set(QWEN_MODELS.map((m) => m.id));
     for (const name of await entries(this.root)) {
       if (tiny.has(name)) continue;
       const folder = join(this.root, name);
       if (existsSync(join(folder, 'config.json'))) {
-        await this.add(found, name, folder);
+        await this.add(found, name, folder, torch);
         continue;
       }
-      // An organisation's folder, as the hub names models: ORG/NAME.
-      for (const inner of await entries(folder)) await this.add(found, `${name}/${inner}`, join(folder, inner));
+      // An organisation's folder, as the hub names models: ORG/NAME (the catalogue's own are listed above).
+      for (const inner of await entries(folder)) {
+        if (!catalogued.has(`${name}/${inner}`)) await this.add(found, `${name}/${inner}`, join(folder, inner), torch);
+      }
     }
     return found.sort((a, b) => (a.object.id < b.object.id ? -1 : 1));
   }
 
-  private async add(found: BaseModel[], id: string, folder: string): Promise<void> {
+  private async add(found: BaseModel[], id: string, folder: string, torch: boolean): Promise<void> {
     let config: unknown;
     try {
       config = JSON.parse(await readFile(join(folder, 'config.json'), 'utf8')) as unknown;
@@ -149,11 +187,11 @@ export class ModelCatalogue {
       existsSync(join(folder, 'model.safetensors')) || existsSync(join(folder, 'model.safetensors.index.json')) ? undefined : 'model.safetensors',
       existsSync(join(folder, 'tokenizer.json')) ? undefined : 'tokenizer.json',
     ].filter((m): m is string => m !== undefined);
-    // The torch engine (a later issue) will take these; until then the embedded engine trains them on the CPU.
+    // The torch engine takes them where it can run (on a GPU, in bf16); elsewhere the embedded engine trains them on the CPU.
     const extra: Partial<ModelObject> = missing.length === 0
       ? { description: `Qwen2 model folder ${folder}` }
       : { available: false, unavailable_reason: `The model folder ${folder} has no ${missing.join(' and no ')}.` };
-    const model = describe(id, 'embedded', config, { lora_target_modules: [...LORA_TARGET_MODULES] }, created, extra);
+    const model = describe(id, torch ? 'torch' : 'embedded', config, { lora_target_modules: [...LORA_TARGET_MODULES] }, created, extra, undefined, torch ? 2 : 4);
     found.push({ ...model, ref: { id, path: folder } });
   }
 }

@@ -130,6 +130,10 @@ export interface JobRuntime {
    * Rejects with a ChatError.
    */
   chat(target: ChatTarget, request: Omit<ChatRequestMessage, 'type' | 'id' | 'model' | 'adapter'>, onText: (text: string) => void, signal: AbortSignal): Promise<ChatResult>;
+  /** An engine's state once it knows whether it can run (see Engine.ready); undefined for an unknown id. Optional. */
+  engineInfo?(id: string): Promise<EngineInfo | undefined>;
+  /** Resolves once every engine knows whether it can run (before `/v1/system` answers). Optional. */
+  enginesReady?(): Promise<void>;
   /** Engines, GPUs, slots and the queue, for `/v1/system`. */
   system(): { engines: EngineInfo[]; gpus: GpuInfo[]; slots: number; queue: { running: number; queued: number }; chat: ChatCounts };
   /** Takes over an authenticated `GET /v1/events` upgrade request for the WebSocket hub. */

@@ -19,7 +19,7 @@ const jobs: FineTuningJob[] = [];
 before(async () => {
   b = await startTestBackend();
   // A Qwen2 model folder under an organisation's name, as the hub has them (no weights: listed, not available).
-  const folder = join(b.dir, 'models', 'Qwen', 'Qwen2.5-0.5B-Instruct');
+  const folder = join(b.dir, 'models', 'acme', 'qwen2-folder');
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, 'config.json'), JSON.stringify({ ...TINY_MODELS[0].config, hidden_size: 896, num_attention_heads: 14, max_position_embeddings: 32768 }));
   file = (await upload(b, dataset(6))).body as FileObject;
@@ -91,7 +91,7 @@ describe('job requests', () => {
     { name: 'an unknown field in method', body: { method: { type: 'supervised', dpo: {} } }, param: 'method.dpo', code: 'unknown_parameter' },
     { name: 'another method', body: { method: { type: 'dpo' } }, param: 'method.type', code: 'invalid_value' },
     { name: 'an unknown model', body: { model: 'gpt-4o' }, param: 'model', code: 'model_not_found' },
-    { name: 'a model without weights', body: { model: 'Qwen/Qwen2.5-0.5B-Instruct' }, param: 'model', code: 'model_unavailable' },
+    { name: 'a model without weights', body: { model: 'acme/qwen2-folder' }, param: 'model', code: 'model_unavailable' },
     { name: 'a missing training file', body: { training_file: 'file-AAAAAAAAAAAAAAAAAAAAAAAA' }, param: 'training_file', code: 'file_not_found' },
     { name: 'a malformed training file id', body: { training_file: '../../etc/passwd' }, param: 'training_file', code: 'file_not_found' },
     { name: 'a missing validation file', body: { validation_file: 'file-AAAAAAAAAAAAAAAAAAAAAAAA' }, param: 'validation_file', code: 'file_not_found' },
@@ -284,16 +284,29 @@ describe('models and system', () => {
     assert.ok((tiny.parameters ?? 0) > 500_000);
     assert.ok((tiny.memory_required ?? 0) > (tiny.parameters ?? 0) * 4);
     assert.equal(tiny.default_hyperparameters?.learning_rate, 2e-3);
-    const folder = reply.body.data.find((m) => m.id === 'Qwen/Qwen2.5-0.5B-Instruct');
+    const folder = reply.body.data.find((m) => m.id === 'acme/qwen2-folder');
     assert.ok(folder);
     assert.equal(folder.available, false);
     assert.match(folder.unavailable_reason ?? '', /model\.safetensors/);
     assert.equal(folder.context_length, 32768);
     assert.equal(folder.default_hyperparameters?.max_seq_length, 2048);
 
-    const one = await call<ModelObject>(b, 'GET', '/v1/models/Qwen/Qwen2.5-0.5B-Instruct');
+    const one = await call<ModelObject>(b, 'GET', '/v1/models/acme/qwen2-folder');
     assert.equal(one.status, 200);
-    assert.equal(one.body.id, 'Qwen/Qwen2.5-0.5B-Instruct');
+    assert.equal(one.body.id, 'acme/qwen2-folder');
+
+    // The torch engine's Qwen2.5 catalogue: every size, with its parameters and the memory LoRA needs in bf16,
+    // unavailable here (no GPU engine, no downloaded weights) with the reason.
+    const qwen = reply.body.data.filter((m) => m.id.startsWith('Qwen/Qwen2.5-'));
+    assert.deepEqual(qwen.map((m) => m.id), ['0.5B', '1.5B', '3B', '7B', '14B', '32B'].map((size) => `Qwen/Qwen2.5-${size}-Instruct`));
+    const sizes = [0.49e9, 1.54e9, 3.09e9, 7.62e9, 14.77e9, 32.76e9];
+    qwen.forEach((m, i) => {
+      assert.equal(m.engine, 'torch');
+      assert.ok(Math.abs((m.parameters ?? 0) / sizes[i] - 1) < 0.02, `${m.id}: ${m.parameters} parameters`);
+      assert.ok((m.memory_required ?? 0) > (m.parameters ?? 0) * 2, `${m.id}: bf16 weights and more`);
+      assert.equal(m.available, false);
+      assert.match(m.unavailable_reason ?? '', /torch engine cannot run here|is not on this machine/);
+    });
   });
 
   it('/v1/system reports the engines, slots, queue and the package version', async () => {

@@ -12,14 +12,14 @@ import { ownerOf } from '../backend/http/auth';
 import { call, dataset, type ErrorReply, type Reply, startTestBackend, type TestBackend, upload, waitForFinal } from './backend.harness';
 
 const HP = 'method.supervised.hyperparameters';
-const FOLDER_MODEL = 'Qwen/Qwen2.5-0.5B-Instruct';
+const FOLDER_MODEL = 'acme/qwen2-folder';
 let b: TestBackend;
 let file: FileObject;
 
 before(async () => {
   b = await startTestBackend();
   // A model folder that counts as available (the files exist); the job is refused before anything reads them.
-  const folder = join(b.dir, 'models', 'Qwen', 'Qwen2.5-0.5B-Instruct');
+  const folder = join(b.dir, 'models', 'acme', 'qwen2-folder');
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, 'config.json'), JSON.stringify({ ...TINY_MODELS[0].config, hidden_size: 896, num_attention_heads: 14, max_position_embeddings: 32768 }));
   writeFileSync(join(folder, 'model.safetensors'), '');

@@ -139,6 +139,7 @@ export class ChatPool {
     if (this.closed) throw new ChatError('engine_error', 'The backend is shutting down.');
     const engine = this.engines.get(target.engine);
     if (engine === undefined) throw new ChatError('model_unavailable', `No engine "${target.engine}" on this backend.`);
+    await engine.ready?.();
     const server = this.server(engine);
     await Promise.race([server.ready, aborted(signal)]);
     const id = newId('chat');

@@ -87,6 +87,7 @@ export class JobRun {
 
   private async spawn(): Promise<void> {
     const { entry, engine, store, log, resumeFrom } = this.options;
+    await engine.ready?.();
     const command = engine.command('train');
     const label = `job ${entry.job.id}`;
     if (command === undefined) {

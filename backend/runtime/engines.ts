@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import type { EngineInfo } from '../../common/api';
+import { checkTorchEngine, torchEngineDir } from '../engines/torch/check';
 
 /** How to start an engine process. */
 export interface EngineCommand {
@@ -17,6 +18,11 @@ export interface Engine {
   info: EngineInfo;
   /** The command for a mode, or undefined when the engine is not available (see `info.reason`). */
   command(mode: 'train' | 'serve'): EngineCommand | undefined;
+  /**
+   * Resolves once `info` says whether the engine can run (the torch engine asks Python once, on first need, so
+   * that a backend starts without waiting for torch to import). Absent: `info` is known from the start.
+   */
+  ready?(): Promise<void>;
 }
 
 /** Engine scripts to use instead of the built-in ones, by engine id (tests point `embedded` at fault injectors). */
@@ -47,8 +53,27 @@ function scriptCommand(script: string, mode: 'train' | 'serve'): EngineCommand {
   };
 }
 
-/** The engines of this backend: `embedded` (TypeScript, CPU) and `torch` (Python, not installed yet). */
-export function engineRegistry(scripts: EngineScripts = {}): Map<string, Engine> {
+/**
+ * The torch engine (Python: backend/engines/torch/finetune_torch), run with `python`. Whether it can run is what
+ * its own `check` says (torch, transformers, peft, safetensors importable, an NVIDIA GPU), asked once.
+ */
+function torchEngine(python: string): Engine {
+  let checked: Promise<void> | undefined;
+  const engine: Engine = {
+    info: { id: 'torch', available: false, resumable: true, reason: 'not checked yet' },
+    command: (mode) => (engine.info.available ? { file: python, args: ['-m', 'finetune_torch', mode], cwd: torchEngineDir() } : undefined),
+    ready() {
+      checked ??= checkTorchEngine(python).then((result) => {
+        engine.info = result.info;
+      });
+      return checked;
+    },
+  };
+  return engine;
+}
+
+/** The engines of this backend: `embedded` (TypeScript, CPU) and `torch` (Python, NVIDIA GPUs). */
+export function engineRegistry(scripts: EngineScripts = {}, python = 'python3'): Map<string, Engine> {
   const script = scripts.embedded ?? process.env[EMBEDDED_ENGINE_ENV] ?? embeddedScript();
   const found = existsSync(script);
   const embedded: Engine = {
@@ -57,11 +82,12 @@ export function engineRegistry(scripts: EngineScripts = {}): Map<string, Engine>
       : { id: 'embedded', available: false, resumable: true, reason: `the embedded engine is not built (${script} is missing; run npm run build)` },
     command: (mode) => (found ? scriptCommand(script, mode) : undefined),
   };
+  // Tests may stand a script in for the torch engine (a fault injector speaking the protocol).
   const torchScript = scripts.torch;
   const torch: Engine =
     torchScript !== undefined && existsSync(torchScript)
       ? { info: { id: 'torch', available: true, resumable: true }, command: (mode) => scriptCommand(torchScript, mode) }
-      : { info: { id: 'torch', available: false, resumable: false, reason: 'the torch engine is not installed yet' }, command: () => undefined };
+      : torchEngine(python);
   return new Map([
     ['embedded', embedded],
     ['torch', torch],

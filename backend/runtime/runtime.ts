@@ -42,7 +42,11 @@ export async function openRuntime(options: RuntimeOptions | RuntimeExtraOptions)
   const gpus = extra.detectedGpus ?? (await detectGpus());
   const store = await JobStore.open(options.dataDir, options.log);
   const throughput = await ThroughputLog.open(options.dataDir, options.log);
-  const runtime = new Runtime(options, store, throughput, gpus, engineRegistry(extra.engineScripts), extra.hub);
+  const engines = engineRegistry(extra.engineScripts, options.python);
+  // Jobs that were running on an engine that must first say whether it can run: ask it before recovering them.
+  const pending = new Set(store.all().filter((e) => e.job.status === 'running').map((e) => e.job.engine));
+  await Promise.all([...pending].map((id) => engines.get(id)?.ready?.() ?? Promise.resolve()));
+  const runtime = new Runtime(options, store, throughput, gpus, engines, extra.hub);
   await runtime.recover();
   return runtime;
 }
@@ -341,6 +345,16 @@ class Runtime implements JobRuntime, RuntimeInternals {
 
   chat(target: ChatTarget, request: Omit<ChatRequestMessage, 'type' | 'id' | 'model' | 'adapter'>, onText: (text: string) => void, signal: AbortSignal): Promise<ChatResult> {
     return this.chats.chat(target, request, onText, signal);
+  }
+
+  async engineInfo(id: string): Promise<EngineInfo | undefined> {
+    const engine = this.engines.get(id);
+    await engine?.ready?.();
+    return engine?.info;
+  }
+
+  async enginesReady(): Promise<void> {
+    await Promise.all([...this.engines.values()].map((e) => e.ready?.() ?? Promise.resolve()));
   }
 
   system(): { engines: EngineInfo[]; gpus: GpuInfo[]; slots: number; queue: { running: number; queued: number }; chat: ChatCounts } {

@@ -35,7 +35,8 @@ export function modelRoutes(router: Router, deps: ModelRouteDeps): void {
     sendJson(res, 200, model);
   });
 
-  router.add('GET', '/v1/system', ({ res }) => {
+  router.add('GET', '/v1/system', async ({ res }) => {
+    await deps.runtime.enginesReady?.();
     const system: SystemInfo = { object: 'system', version: deps.version, ...deps.runtime.system() };
     sendJson(res, 200, system);
   });
