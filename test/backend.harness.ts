@@ -126,7 +126,8 @@ export async function upload(
 ): Promise<Reply> {
   const form = new FormData();
   if (options.purpose !== null) form.set('purpose', options.purpose ?? 'fine-tune');
-  form.set('file', new Blob([content]), options.filename ?? 'train.jsonl');
+  // A copy on its own ArrayBuffer: the DOM's Blob typings (which the webview tests bring in) refuse a shared one.
+  form.set('file', new Blob([typeof content === 'string' ? content : new Uint8Array(content)]), options.filename ?? 'train.jsonl');
   return call(base, 'POST', '/v1/files', { body: form, key: options.key });
 }
 
