@@ -29,9 +29,38 @@ export interface ChartSpec {
   readonly series: readonly SeriesSpec[];
   /** Formats a y value for the axis and the read-out (default: 4 significant digits). */
   readonly formatY?: (value: number) => string;
+  /** Height of the plot area in CSS pixels (default 220); the width follows the container. */
+  readonly height?: number;
+  /** The chart's own words, translated by the host (defaults: English). */
+  readonly strings?: Partial<ChartStrings>;
 }
 
-/** Points appended to one series: x by step and by time, and y; equal lengths, x ascending. */
+/** The few words a chart shows itself (read-out and zoom button); the dashboard sends them translated. */
+export interface ChartStrings {
+  /** Read-out: `step 1,234`. */
+  readonly step: string;
+  /** Read-out: `time 1m30s`. */
+  readonly time: string;
+  /** Read-out: the raw value beside the smoothed one, `raw 0.4321`. */
+  readonly raw: string;
+  /** The button shown while zoomed. */
+  readonly resetZoom: string;
+  /** The tooltip of the plot: how to zoom and reset. */
+  readonly zoomHint: string;
+}
+
+/** English defaults of ChartStrings. */
+export const DEFAULT_CHART_STRINGS: Readonly<ChartStrings> = {
+  step: 'step',
+  time: 'time',
+  raw: 'raw',
+  resetZoom: 'Reset zoom',
+  zoomHint: 'Drag to zoom, double-click to reset',
+};
+
+/** Points appended to one series: x by step and by time, and y; equal lengths, steps strictly increasing (a
+ * ChartInputError with reason `not-ascending` otherwise). A time that goes back (a resumed run whose clock restarted)
+ * is shifted to continue from the last one; y may be non-finite (kept in `raw`, not drawn). */
 export interface SeriesPoints {
   readonly key: string;
   readonly step: ArrayLike<number>;
@@ -60,6 +89,21 @@ export interface ChartData {
   readonly markers: readonly number[];
   /** The visible x range when zoomed; null when showing everything. */
   readonly zoom: readonly [number, number] | null;
+  /** The ranges on screen (x in the current mode) and whether y is logarithmic, as of the last drawn frame (wait a
+   * frame after append/zoom before reading it); null before the first draw. */
+  readonly view?: ChartView | null;
+}
+
+/** The ranges a chart shows (its axes' ends), for tests that check what is drawn where. */
+export interface ChartView {
+  readonly xMin: number;
+  readonly xMax: number;
+  readonly yMin: number;
+  readonly yMax: number;
+  readonly logScale: boolean;
+  /** The plot area in CSS pixels (without the axes). */
+  readonly width: number;
+  readonly height: number;
 }
 
 /** One chart on the page. */
