@@ -245,6 +245,8 @@ export class NewRunPanel {
       this.deps.log.info(`New training run ${job.id} on ${this.values.backend} (${job.model}).`);
       this.setLaunch({ phase: 'done', progress: 1 });
       void this.deps.backends.revealRun(this.values.backend, job.id).then(undefined, (error: unknown) => this.deps.log.warn(`revealRun: ${String(error)}`));
+      // The new run's dashboard takes the form's place.
+      void vscode.commands.executeCommand('finetune.openDashboard', { backend: this.values.backend, jobId: job.id }).then(undefined, (error: unknown) => this.deps.log.warn(`openDashboard: ${String(error)}`));
       this.panel.dispose();
       return { jobId: job.id };
     } catch (error) {

@@ -255,6 +255,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
     item.iconPath = new vscode.ThemeIcon(icon, color === undefined ? undefined : new vscode.ThemeColor(color));
     item.tooltip = new vscode.MarkdownString(runTooltip(run), true);
     item.contextValue = `run:${job.status}${isFinal(job.status) ? ':final' : ''}`;
+    // A click opens the run's dashboard (expanding stays on the twistie).
+    item.command = { title: vscode.l10n.t('Open Dashboard'), command: 'finetune.openDashboard', arguments: [node] };
     return item;
   }
 

@@ -72,10 +72,18 @@ export class Training implements vscode.Disposable {
       urlOf: (backend) => this.backends.entries().find((e) => e.name === backend)?.url,
       isRemote: (backend) => this.backends.isRemote(backend),
     });
-    this.view = vscode.window.createTreeView(RUNS_VIEW_ID, { treeDataProvider: this.tree, showCollapseAll: true });
+    // Several runs may be selected: "Compare Runs" takes the selection.
+    this.view = vscode.window.createTreeView(RUNS_VIEW_ID, { treeDataProvider: this.tree, showCollapseAll: true, canSelectMany: true });
     this.backends.revealer = (backend, jobId) => this.reveal(backend, jobId);
     this.statusBar = new RunStatusBar(this.model);
-    this.notifications = new RunNotifications({ model: this.model, log: deps.log, showRun: (backend, jobId) => this.backends.revealRun(backend, jobId) });
+    // "Show Run" opens the run's dashboard and reveals it in the tree (the command does both).
+    this.notifications = new RunNotifications({
+      model: this.model,
+      log: deps.log,
+      showRun: async (backend, jobId) => {
+        await vscode.commands.executeCommand('finetune.showRun', { backend, jobId });
+      },
+    });
     this.scope.push(
       this.view.onDidChangeVisibility((event) => {
         if (event.visible) this.backends.connectAll();
@@ -296,8 +304,11 @@ export const trainingCommandFactories: Readonly<Record<string, CommandFactory>> 
     await setRepository(ctx.config);
   },
 
+  // The status-bar item and the "Show Run" notification: the run's dashboard, and the run revealed in the tree.
   'finetune.showRun': (ctx) => async (arg?: unknown) => {
     const ref = runRefOf(arg);
-    if (ref) await ctx.training.backends.revealRun(ref.backend, ref.jobId);
+    if (!ref) return;
+    await ctx.training.backends.revealRun(ref.backend, ref.jobId);
+    await ctx.dashboards.open([ref]);
   },
 };

@@ -258,8 +258,9 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
     const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Training run ui-run succeeded.' });
     await toast.waitFor();
     await toast.locator('.monaco-button', { hasText: 'Show Run' }).waitFor();
-    // Expand the run: its checkpoints, newest first, with their losses.
-    if ((await run.getAttribute('aria-expanded')) !== 'true') await run.click();
+    // Expand the run by its twistie (clicking the row itself opens the run's dashboard): its checkpoints, newest
+    // first, with their losses.
+    if ((await run.getAttribute('aria-expanded')) !== 'true') await run.locator('.monaco-tl-twistie').click();
     const checkpoints = runsView(page).locator('.monaco-list-row', { has: page.locator('.label-name', { hasText: /^step \d+$/ }) });
     await checkpoints.first().waitFor();
     assert.ok((await checkpoints.count()) >= 1);

@@ -1,0 +1,244 @@
+// The run dashboard's logic, free of vscode so that the unit tests load it under plain Node: a run's metrics as a
+// columnar table built from its events (deduplicated by seq, batched for the webview), the header's view (progress,
+// ETA, the settings used), the checkpoints' view (the sample split into system prompt, prompt, reference and
+// answer), and the CSV export.
+import type { FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent, MetricsData } from '../common/api';
+import { isFinal } from './runsModel';
+import { formatCount } from './format';
+import { l10n } from './l10n';
+import { settingsText } from './newRunModel';
+import { formatLoss, runLabel, statusWord } from './runsText';
+import { METRIC_FIELDS, type CheckpointView, type InfoRow, type MetricField, type MetricsBatch, type RunHeaderView, type SampleView } from '../webview/dashboard/protocol';
+
+/**
+ * One run's metrics, one row per step: the step, the seconds since the start, the epoch, and every metric (NaN
+ * where an event does not carry it: valid_* between evaluations, gpu_memory on a CPU engine). Rows are appended
+ * as events arrive (history pages, then live events); `takeBatch` hands the rows not yet sent to the webview as
+ * columnar batches, `resend` starts over (a reloaded webview).
+ */
+export class MetricsTable {
+  readonly step: number[] = [];
+  readonly time: number[] = [];
+  readonly epoch: number[] = [];
+  readonly values: Record<MetricField, number[]> = Object.fromEntries(METRIC_FIELDS.map((f) => [f, [] as number[]])) as Record<MetricField, number[]>;
+  /** The highest event seq applied: events up to it are in the table (or were not metrics). */
+  lastSeq = 0;
+  /** The last metrics applied. */
+  last: MetricsData | undefined;
+  /** Rows before this index were handed out by `takeBatch`. */
+  private sent = 0;
+
+  /** The number of rows (steps). */
+  get length(): number {
+    return this.step.length;
+  }
+
+  /**
+   * Applies one event of the run: a metrics event adds a row, unless its seq was seen already (history and live
+   * overlap) or its step does not move forward (a resumed run repeats steps from its checkpoint; the charts need
+   * x ascending). Returns whether a row was added.
+   */
+  apply(event: FineTuningJobEvent): boolean {
+    if (event.seq !== 0 && event.seq <= this.lastSeq) return false;
+    if (event.seq !== 0) this.lastSeq = event.seq;
+    if (event.type !== 'metrics') return false;
+    const data = event.data;
+    const previous = this.step.at(-1);
+    if (previous !== undefined && data.step <= previous) return false;
+    this.step.push(data.step);
+    this.time.push(data.elapsed);
+    this.epoch.push(data.epoch);
+    for (const field of METRIC_FIELDS) {
+      const value = data[field];
+      this.values[field].push(typeof value === 'number' && Number.isFinite(value) ? value : Number.NaN);
+    }
+    this.last = data;
+    return true;
+  }
+
+  /**
+   * The rows not handed out yet (at most `maxRows` of them), columnar (see MetricsBatch); undefined when none.
+   */
+  takeBatch(maxRows = 20_000): Omit<MetricsBatch, 'run'> | undefined {
+    if (this.sent >= this.length) return undefined;
+    const to = Math.min(this.length, this.sent + maxRows);
+    const batch = this.columns(this.sent, to);
+    this.sent = to;
+    return batch;
+  }
+
+  /** Hands every row out again (a reloaded webview has none of them). */
+  resend(): void {
+    this.sent = 0;
+  }
+
+  private columns(from: number, to: number): Omit<MetricsBatch, 'run'> {
+    const values: MetricsBatch['values'] = {};
+    for (const field of METRIC_FIELDS) {
+      const column = this.values[field].slice(from, to);
+      if (column.every((y) => Number.isNaN(y))) continue;
+      values[field] = Float64Array.from(column);
+    }
+    return { step: Float64Array.from(this.step.slice(from, to)), time: Float64Array.from(this.time.slice(from, to)), values };
+  }
+}
+
+/**
+ * When the run is expected to finish (Unix seconds): the backend's estimate when it gives one, else extrapolated
+ * from the last metrics (the seconds per step so far, over the steps left); null when there is nothing to go on
+ * or the run is final.
+ */
+export function estimateFinish(job: FineTuningJob, last: MetricsData | undefined): number | null {
+  if (isFinal(job.status)) return null;
+  if (job.estimated_finish !== null) return job.estimated_finish;
+  if (job.status !== 'running' || last === undefined || last.step <= 0 || job.started_at === null) return null;
+  const total = last.total_steps;
+  if (total <= last.step) return null;
+  return job.started_at + (last.elapsed * total) / last.step;
+}
+
+/** The header's settings rows: every hyper-parameter the run used, its seed, and the training file. */
+export function settingsRows(job: FineTuningJob, trainingFile: string | undefined): InfoRow[] {
+  const h = job.hyperparameters;
+  const text = settingsText(h, job.seed);
+  const rows: InfoRow[] = [
+    { label: l10n.t('Method'), value: h.training_type === 'full' ? l10n.t('Full fine-tuning') : l10n.t('LoRA') },
+    { label: l10n.t('Epochs'), value: text.n_epochs },
+    { label: l10n.t('Learning rate'), value: text.learning_rate },
+    { label: l10n.t('Batch size'), value: text.batch_size },
+    { label: l10n.t('Max sequence length'), value: text.max_seq_length },
+    { label: l10n.t('Warm-up ratio'), value: text.warmup_ratio },
+    { label: l10n.t('Scheduler'), value: text.lr_scheduler },
+  ];
+  if (h.training_type !== 'full') {
+    rows.push(
+      { label: l10n.t('LoRA rank'), value: text.lora_r },
+      { label: l10n.t('LoRA alpha'), value: text.lora_alpha },
+      { label: l10n.t('LoRA dropout'), value: text.lora_dropout },
+      { label: l10n.t('LoRA target modules'), value: h.lora_target_modules.join(', ') },
+    );
+  }
+  rows.push(
+    { label: l10n.t('Checkpoints'), value: text.checkpoints },
+    { label: l10n.t('Eval split'), value: text.eval_ratio },
+    { label: l10n.t('Seed'), value: text.seed },
+    { label: l10n.t('Training file'), value: trainingFile === undefined ? job.training_file : `${trainingFile} (${job.training_file})` },
+  );
+  if (job.validation_file !== null) rows.push({ label: l10n.t('Validation file'), value: job.validation_file });
+  return rows;
+}
+
+/** What the header needs beside the job. */
+export interface HeaderInput {
+  index: number;
+  backend: string;
+  job: FineTuningJob;
+  last: MetricsData | undefined;
+  trainingFile: string | undefined;
+  loading: boolean;
+  loadError: string | null;
+}
+
+/** A run's header (see RunHeaderView). */
+export function headerView(input: HeaderInput): RunHeaderView {
+  const { job, last } = input;
+  const progress = job.progress;
+  const step = Math.max(progress?.step ?? 0, last?.step ?? 0);
+  return {
+    index: input.index,
+    backend: input.backend,
+    jobId: job.id,
+    name: runLabel(job),
+    model: job.model,
+    status: job.status,
+    statusText: statusWord(job.status),
+    final: isFinal(job.status),
+    step,
+    totalSteps: progress?.total_steps ?? last?.total_steps ?? 0,
+    epoch: last?.epoch ?? progress?.epoch ?? 0,
+    startedAt: job.started_at,
+    finishedAt: job.finished_at,
+    etaAt: estimateFinish(job, last),
+    tokens: job.trained_tokens === null ? '—' : formatCount(job.trained_tokens),
+    settings: settingsRows(job, input.trainingFile),
+    error: job.error === null ? null : `${job.error.message} (${job.error.code})`,
+    loading: input.loading,
+    loadError: input.loadError,
+  };
+}
+
+/** A checkpoint as the list shows it: its metrics formatted, its sample split (see SampleView). */
+export function checkpointView(checkpoint: FineTuningJobCheckpoint): CheckpointView {
+  const m = checkpoint.metrics;
+  const metrics: InfoRow[] = [{ label: l10n.t('train loss'), value: formatLoss(m.train_loss) }];
+  const valid = m.full_valid_loss ?? m.valid_loss;
+  if (valid !== undefined) metrics.push({ label: l10n.t('valid loss'), value: formatLoss(valid) });
+  metrics.push({ label: l10n.t('token accuracy'), value: percent(m.train_mean_token_accuracy) });
+  const validAccuracy = m.full_valid_mean_token_accuracy ?? m.valid_mean_token_accuracy;
+  if (validAccuracy !== undefined) metrics.push({ label: l10n.t('valid accuracy'), value: percent(validAccuracy) });
+  return { id: checkpoint.id, step: checkpoint.step_number, model: checkpoint.fine_tuned_model_checkpoint, metrics, sample: sampleView(checkpoint.sample) };
+}
+
+/** The sample split for the three columns: a leading system prompt apart, the turns up to the last user turn. */
+export function sampleView(sample: FineTuningJobCheckpoint['sample']): SampleView | null {
+  if (sample === null) return null;
+  const messages = sample.messages;
+  const system = messages[0]?.role === 'system' ? messages[0].content : null;
+  const rest = system === null ? messages : messages.slice(1);
+  let lastUser = -1;
+  for (let i = rest.length - 1; i >= 0; i--) {
+    if (rest[i].role === 'user') {
+      lastUser = i;
+      break;
+    }
+  }
+  const prompt = lastUser < 0 ? rest : rest.slice(0, lastUser + 1);
+  return { system, prompt: prompt.map((m) => ({ role: m.role, content: m.content })), reference: sample.reference, answer: sample.answer };
+}
+
+function percent(value: number): string {
+  return Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '—';
+}
+
+/** One run's part of the CSV. */
+export interface CsvRun {
+  name: string;
+  jobId: string;
+  table: MetricsTable;
+}
+
+/** The CSV's columns, in order. */
+export const CSV_COLUMNS = ['run', 'job_id', 'step', 'epoch', 'elapsed', ...METRIC_FIELDS] as const;
+
+/**
+ * Every metric of every run as CSV (RFC 4180): a header row, then one row per step and run (runs in order, steps
+ * ascending); an empty cell where a step has no value (valid_* between evaluations).
+ */
+export function metricsCsv(runs: readonly CsvRun[]): string {
+  const lines = [CSV_COLUMNS.join(',')];
+  for (const run of runs) {
+    const t = run.table;
+    const name = csvCell(run.name);
+    const id = csvCell(run.jobId);
+    for (let i = 0; i < t.length; i++) {
+      const cells = [name, id, String(t.step[i]), numberCell(t.epoch[i]), numberCell(t.time[i])];
+      for (const field of METRIC_FIELDS) cells.push(numberCell(t.values[field][i]));
+      lines.push(cells.join(','));
+    }
+  }
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+function numberCell(value: number): string {
+  return Number.isFinite(value) ? String(value) : '';
+}
+
+function csvCell(text: string): string {
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/** A file name for an export: the runs' names, safe on every file system. */
+export function exportFileName(names: readonly string[], extension: string, suffix = ''): string {
+  const base = names.join('-vs-').replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 80) || 'run';
+  return `${base}${suffix === '' ? '' : `-${suffix}`}.${extension}`;
+}

@@ -1,0 +1,220 @@
+// The run dashboard's pure logic (src/dashboardModel.ts): the metrics table built from events (dedupe by seq,
+// columnar batches, sparse valid_* columns), the ETA, the header's settings, the sample split, and the CSV.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent, MetricsData } from '../common/api';
+import { checkpointView, estimateFinish, exportFileName, headerView, MetricsTable, metricsCsv, sampleView, settingsRows } from '../src/dashboardModel';
+
+function metrics(seq: number, step: number, extra: Partial<MetricsData> = {}): FineTuningJobEvent {
+  const data: MetricsData = {
+    step,
+    total_steps: 100,
+    epoch: step / 50,
+    train_loss: 3 - step / 100,
+    train_mean_token_accuracy: step / 200,
+    learning_rate: 1e-4,
+    grad_norm: 1 + step / 10,
+    tokens_per_second: 1000 + step,
+    elapsed: step * 0.5,
+    ...extra,
+  };
+  return { id: `ftevent-${seq}`, object: 'fine_tuning.job.event', created_at: 0, level: 'info', message: '', seq, job_id: 'ftjob-x', type: 'metrics', data };
+}
+
+function message(seq: number): FineTuningJobEvent {
+  return { id: `ftevent-${seq}`, object: 'fine_tuning.job.event', created_at: 0, level: 'info', message: 'hello', seq, job_id: 'ftjob-x', type: 'message' };
+}
+
+function job(overrides: Partial<FineTuningJob> = {}): FineTuningJob {
+  const hyperparameters = {
+    n_epochs: 2,
+    batch_size: 4,
+    learning_rate: 2e-4,
+    learning_rate_multiplier: 1,
+    max_seq_length: 1024,
+    warmup_ratio: 0.03,
+    lr_scheduler: 'cosine' as const,
+    training_type: 'lora' as const,
+    lora_r: 16,
+    lora_alpha: 32,
+    lora_dropout: 0.05,
+    lora_target_modules: ['q_proj' as const, 'v_proj' as const],
+    checkpoints: 3,
+    eval_ratio: 0.1,
+  };
+  return {
+    id: 'ftjob-abcdefghijklmnopqrstuvwx',
+    object: 'fine_tuning.job',
+    created_at: 1000,
+    finished_at: null,
+    model: 'tiny-qwen2-1m',
+    fine_tuned_model: null,
+    organization_id: 'org',
+    status: 'running',
+    training_file: 'file-1',
+    validation_file: null,
+    hyperparameters,
+    method: { type: 'supervised', supervised: { hyperparameters } },
+    result_files: [],
+    trained_tokens: 12345,
+    error: null,
+    seed: 42,
+    suffix: 'my-run',
+    metadata: null,
+    estimated_finish: null,
+    integrations: [],
+    user_provided_suffix: 'my-run',
+    started_at: 1010,
+    queue_position: null,
+    engine: 'embedded',
+    gpus: 0,
+    progress: { step: 10, total_steps: 100, epoch: 0.2 },
+    last_event_seq: 10,
+    ...overrides,
+  };
+}
+
+describe('MetricsTable', () => {
+  it('keeps one row per metrics event, ignoring repeated seqs, messages and steps that go back', () => {
+    const table = new MetricsTable();
+    assert.equal(table.apply(message(1)), false);
+    assert.equal(table.apply(metrics(2, 1)), true);
+    assert.equal(table.apply(metrics(3, 2)), true);
+    assert.equal(table.apply(metrics(3, 2)), false, 'the same seq twice (history and live overlap)');
+    assert.equal(table.apply(metrics(2, 1)), false, 'an older seq');
+    assert.equal(table.apply(metrics(4, 2)), false, 'a repeated step (a resumed run)');
+    assert.equal(table.apply(metrics(5, 3)), true);
+    assert.deepEqual(table.step, [1, 2, 3]);
+    assert.equal(table.lastSeq, 5);
+    assert.equal(table.last?.step, 3);
+  });
+
+  it('hands out columnar batches once, with sparse columns as NaN and absent metrics left out', () => {
+    const table = new MetricsTable();
+    table.apply(metrics(1, 1));
+    table.apply(metrics(2, 2, { valid_loss: 2.5, valid_mean_token_accuracy: 0.4 }));
+    table.apply(metrics(3, 3));
+    const batch = table.takeBatch();
+    assert.ok(batch);
+    assert.deepEqual([...batch.step], [1, 2, 3]);
+    assert.deepEqual([...batch.time], [0.5, 1, 1.5]);
+    assert.deepEqual([...(batch.values.valid_loss ?? [])], [Number.NaN, 2.5, Number.NaN]);
+    assert.deepEqual([...(batch.values.train_loss ?? [])], [2.99, 2.98, 2.97]);
+    assert.equal(batch.values.gpu_memory, undefined, 'a CPU run has no GPU memory column');
+    assert.equal(table.takeBatch(), undefined, 'nothing new');
+    table.apply(metrics(4, 4));
+    assert.deepEqual([...(table.takeBatch()?.step ?? [])], [4]);
+    table.resend();
+    assert.deepEqual([...(table.takeBatch(2)?.step ?? [])], [1, 2], 'at most maxRows per batch');
+    assert.deepEqual([...(table.takeBatch(2)?.step ?? [])], [3, 4]);
+    assert.equal(table.takeBatch(2), undefined);
+  });
+
+  it('takes 100,000 steps and batches them quickly', () => {
+    const table = new MetricsTable();
+    const started = performance.now();
+    for (let i = 1; i <= 100_000; i++) table.apply(metrics(i, i, i % 100 === 0 ? { valid_loss: 1 } : {}));
+    let rows = 0;
+    for (let batch = table.takeBatch(); batch !== undefined; batch = table.takeBatch()) rows += batch.step.length;
+    assert.equal(rows, 100_000);
+    assert.ok(performance.now() - started < 2000, `took ${(performance.now() - started).toFixed(0)} ms`);
+  });
+});
+
+describe('the header', () => {
+  it('takes the backend\'s estimate when it gives one, else extrapolates from the last metrics', () => {
+    const last = (metrics(1, 20) as { data: MetricsData }).data;
+    assert.equal(estimateFinish(job({ estimated_finish: 5000 }), last), 5000);
+    // 20 steps in 10 s: 100 steps take 50 s from the start at 1010.
+    assert.equal(estimateFinish(job(), last), 1060);
+    assert.equal(estimateFinish(job({ status: 'succeeded' }), last), null);
+    assert.equal(estimateFinish(job(), undefined), null);
+    assert.equal(estimateFinish(job({ status: 'queued', started_at: null }), last), null);
+  });
+
+  it('lists the settings used, the seed and the training file', () => {
+    const rows = settingsRows(job(), 'data.jsonl');
+    const byLabel = new Map(rows.map((r) => [r.label, r.value]));
+    assert.equal(byLabel.get('Learning rate'), '2e-4');
+    assert.equal(byLabel.get('LoRA rank'), '16');
+    assert.equal(byLabel.get('LoRA target modules'), 'q_proj, v_proj');
+    assert.equal(byLabel.get('Seed'), '42');
+    assert.equal(byLabel.get('Training file'), 'data.jsonl (file-1)');
+  });
+
+  it('shows name, progress, tokens and the error of a failed run', () => {
+    const view = headerView({ index: 0, backend: 'local', job: job({ status: 'failed', error: { code: 'nan_loss', message: 'The loss is NaN.', param: null } }), last: undefined, trainingFile: undefined, loading: false, loadError: null });
+    assert.equal(view.name, 'my-run');
+    assert.equal(view.step, 10);
+    assert.equal(view.totalSteps, 100);
+    assert.equal(view.tokens, '12,345');
+    assert.equal(view.final, true);
+    assert.equal(view.error, 'The loss is NaN. (nan_loss)');
+  });
+});
+
+describe('checkpoints', () => {
+  const checkpoint: FineTuningJobCheckpoint = {
+    id: 'ftckpt-1',
+    object: 'fine_tuning.job.checkpoint',
+    created_at: 0,
+    fine_tuned_model_checkpoint: 'ft:tiny:ckpt-step-4',
+    fine_tuning_job_id: 'ftjob-x',
+    metrics: { step: 4, train_loss: 1.23456, train_mean_token_accuracy: 0.5, valid_loss: 1.5 },
+    step_number: 4,
+    sample: {
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Hello' },
+        { role: 'user', content: 'Add 1 and 2' },
+      ],
+      reference: '3',
+      answer: '4',
+    },
+  };
+
+  it('splits the sample into the system prompt, the turns up to the last user turn, the reference and the answer', () => {
+    const view = checkpointView(checkpoint);
+    assert.equal(view.step, 4);
+    assert.deepEqual(view.sample, {
+      system: 'Be brief.',
+      prompt: [
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Hello' },
+        { role: 'user', content: 'Add 1 and 2' },
+      ],
+      reference: '3',
+      answer: '4',
+    });
+    assert.deepEqual(view.metrics.map((m) => m.value), ['1.235', '1.500', '50.0%']);
+    assert.equal(sampleView(null), null);
+    assert.equal(sampleView({ messages: [{ role: 'user', content: 'x' }], reference: 'r', answer: 'a' })?.system, null);
+  });
+});
+
+describe('CSV', () => {
+  it('has a header row and one row per step and run, empty cells where a step has no value', () => {
+    const one = new MetricsTable();
+    one.apply(metrics(1, 1));
+    one.apply(metrics(2, 2, { valid_loss: 2.5 }));
+    const two = new MetricsTable();
+    two.apply(metrics(1, 1, { train_loss: 0.5 }));
+    const csv = metricsCsv([
+      { name: 'a,"b"', jobId: 'ftjob-1', table: one },
+      { name: 'two', jobId: 'ftjob-2', table: two },
+    ]);
+    const lines = csv.trimEnd().split('\r\n');
+    assert.equal(lines[0], 'run,job_id,step,epoch,elapsed,train_loss,valid_loss,train_mean_token_accuracy,valid_mean_token_accuracy,learning_rate,grad_norm,tokens_per_second,gpu_memory');
+    assert.equal(lines.length, 4);
+    assert.equal(lines[1], '"a,""b""",ftjob-1,1,0.02,0.5,2.99,,0.005,,0.0001,1.1,1001,');
+    assert.equal(lines[2].split(',')[6 + 1], '2.5', 'valid_loss (the quoted name holds a comma)');
+    assert.match(lines[3], /^two,ftjob-2,1,/);
+    assert.ok(csv.endsWith('\r\n'));
+  });
+
+  it('names exports after the runs, safely', () => {
+    assert.equal(exportFileName(['my run', 'b/c'], 'csv', 'metrics'), 'my_run-vs-b_c-metrics.csv');
+    assert.equal(exportFileName([], 'png'), 'run.png');
+  });
+});
