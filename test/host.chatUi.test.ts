@@ -3,12 +3,11 @@
 // key reach the extension through the environment, as `npm start` does); the palette's quick picks are answered by
 // typing and Enter; a prompt is typed and sent with Enter; the answer streams into the DOM; Stop stops it; Compare
 // with the base model shows two answers; a window reload brings the chat back; the chat is photographed in the light
-// and dark themes, in English and, in a second window, in Chinese: code-server's `--locale zh-cn` plus a language
-// pack entry (emulateLanguagePack: `--locale` alone leaves `vscode.env.language` at `en`), checked through the
+// and dark themes, in English and, in a second window, in Chinese (openHostSession's `locale`), checked through the
 // webview's `lang`, which the host sets from `vscode.env.language`. Screenshots: test-artifacts/chat-ui/ (the Chinese
 // window's in test-artifacts/chat-ui-zh-cn/, copied to chat-ui/zh-cn/).
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
@@ -31,23 +30,6 @@ function dataset(): string {
     lines.push(JSON.stringify({ messages: [{ role: 'system', content: SYSTEM_PROMPT }, { role: 'user', content: `What is ${i} plus ${i}?` }, { role: 'assistant', content: answer }] }));
   }
   return `${lines.join('\n')}\n`;
-}
-
-/**
- * Makes code-server's `--locale` take effect without a language pack (the way test/host.dashboardUi.test.ts found):
- * the display language is resolved through `<user-data-dir>/languagepacks.json`, which installing a pack writes;
- * with no entry for the locale it falls back to English and `vscode.env.language` says `en`. An entry with empty
- * core translations makes the locale resolve: the workbench's words stay English, the extension's are Chinese.
- */
-function emulateLanguagePack(userDataDir: string, locale: string): void {
-  const folder = join(userDataDir, 'chat-test-language-pack');
-  mkdirSync(folder, { recursive: true });
-  const translations = join(folder, 'main.i18n.json');
-  writeFileSync(translations, JSON.stringify({ version: '1.0.0', contents: {} }));
-  // The workbench lists the installed languages from `extensions[0]`: an entry needs one.
-  const extensions = [{ extensionIdentifier: { id: `chat-test.language-pack-${locale}` }, version: '1.0.0' }];
-  const packs = { [locale]: { hash: `chat-test-${locale}`, extensions, translations: { vscode: translations }, label: locale } };
-  writeFileSync(join(userDataDir, 'languagepacks.json'), JSON.stringify(packs));
 }
 
 /** The chat's page: VS Code nests the extension's HTML in an inner frame of its webview iframe. */
@@ -107,7 +89,6 @@ function chatWalkthrough(name: string, language: 'en' | 'zh-cn'): void {
       });
       page = session.page;
       page.setDefaultTimeout(STEP_TIMEOUT_MS);
-      if (zh) emulateLanguagePack(session.server.userDataDir, 'zh-cn');
     });
 
     after(async () => {

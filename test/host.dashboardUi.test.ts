@@ -4,11 +4,11 @@
 // Clicking the run's row in the tree opens its dashboard; the charts hold the backend's metrics (read back through
 // the page's `window.finetuneDashboard`); dragging the smoothing slider changes the drawn curve; hovering a chart
 // shows the read-out; the dashboard is photographed in the light and the dark theme, in English and in Chinese
-// (code-server's `--locale zh-cn` with a language pack entry, see emulateLanguagePack: `vscode.env.language` is
-// then zh-cn, the webview's <html lang> says so and our strings show in Chinese). Each step is a subtest that waits on selectors (never sleeps) and leaves a screenshot in
+// (openHostSession's `locale`: `vscode.env.language` is then zh-cn, the webview's <html lang> says so and our strings
+// show in Chinese). Each step is a subtest that waits on selectors (never sleeps) and leaves a screenshot in
 // test-artifacts/dashboard-ui/ (English) and test-artifacts/dashboard-ui-zh-cn/ (Chinese).
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
@@ -86,25 +86,6 @@ function runsView(page: Page): Locator {
 
 function treeRow(page: Page, label: string): Locator {
   return runsView(page).locator('.monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${label}$`) }) });
-}
-
-/**
- * Makes `--locale` take effect without a language pack. code-server (like VS Code) resolves the display language
- * through `<user-data-dir>/languagepacks.json`, which installing a language pack writes: with no entry for the
- * locale it falls back to English, and `vscode.env.language` reports `en` whatever `--locale` said. An entry
- * whose core translations are empty makes the language resolve (the workbench's own words stay English, ours are
- * Chinese): what a user with the Chinese language pack gets for our strings. Written before the first page load;
- * the server re-resolves a language that fell back to English.
- */
-function emulateLanguagePack(userDataDir: string, locale: string): void {
-  const folder = join(userDataDir, 'finetune-test-language-pack');
-  mkdirSync(folder, { recursive: true });
-  const translations = join(folder, 'main.i18n.json');
-  writeFileSync(translations, JSON.stringify({ version: '1.0.0', contents: {} }));
-  // The workbench lists the installed languages from `extensions[0]`: an entry needs one.
-  const extensions = [{ extensionIdentifier: { id: `finetune-test.language-pack-${locale}` }, version: '1.0.0' }];
-  const packs = { [locale]: { hash: `finetune-test-${locale}`, extensions, translations: { vscode: translations }, label: locale } };
-  writeFileSync(join(userDataDir, 'languagepacks.json'), JSON.stringify(packs));
 }
 
 /** Runs a command from the palette (F1), by its title as the palette lists it. */
@@ -201,7 +182,6 @@ function dashboardSession(name: string, locale: string | undefined, words: { smo
     });
     page = session.page;
     page.setDefaultTimeout(STEP_TIMEOUT_MS);
-    if (locale !== undefined) emulateLanguagePack(session.server.userDataDir, locale);
   });
 
   after(async () => {

@@ -46,8 +46,29 @@ export interface StartOptions {
   port?: number;
   /** How long to wait for code-server to listen. */
   timeoutMs?: number;
-  /** The display language (`--locale`, e.g. `zh-cn`): what `vscode.env.language` reports to extensions. */
+  /**
+   * The display language (`--locale`, e.g. `zh-cn`): what `vscode.env.language` reports to extensions (a stand-in
+   * language pack entry is written so that it takes effect; see emulateLanguagePack).
+   */
   locale?: string;
+}
+
+/**
+ * Makes `--locale` take effect without a language pack. code-server (like VS Code) resolves the display language
+ * through `<user-data-dir>/languagepacks.json`, which installing a language pack writes: with no entry for the
+ * locale it falls back to English, and `vscode.env.language` reports `en` whatever `--locale` said. An entry whose
+ * core translations are empty makes the locale resolve — the workbench's own words stay English, the extension's
+ * follow the locale, which is what a user with that language pack sees of our strings. The workbench lists the
+ * installed languages from the entry's `extensions[0]`, so it needs one.
+ */
+function emulateLanguagePack(userDataDir: string, locale: string): void {
+  const folder = join(userDataDir, 'finetune-test-language-pack');
+  mkdirSync(folder, { recursive: true });
+  const translations = join(folder, 'main.i18n.json');
+  writeFileSync(translations, JSON.stringify({ version: '1.0.0', contents: {} }));
+  const extensions = [{ extensionIdentifier: { id: `finetune-test.language-pack-${locale}` }, version: '1.0.0' }];
+  const packs = { [locale]: { hash: `finetune-test-${locale}`, extensions, translations: { vscode: translations }, label: locale } };
+  writeFileSync(join(userDataDir, 'languagepacks.json'), JSON.stringify(packs));
 }
 
 /** What to open in a workbench page. */
@@ -118,6 +139,7 @@ export async function startCodeServer(options: StartOptions): Promise<CodeServer
     mkdirSync(join(userDataDir, 'User'), { recursive: true });
     writeFileSync(settingsFile, `${JSON.stringify(options.settings ?? HOST_SETTINGS, null, 2)}\n`);
   }
+  if (options.locale !== undefined && options.locale !== 'en') emulateLanguagePack(userDataDir, options.locale);
   const logFile = join(stateDir, 'code-server.log');
   const log = createWriteStream(logFile, { flags: 'a' });
 
