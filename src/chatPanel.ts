@@ -5,7 +5,6 @@
 // The host owns the conversation and the generations (it holds the backend client and the abort controllers);
 // the webview renders the views and deltas it is sent and keeps the last state with setState, which the
 // serializer hands back after a window reload. Logic that needs no vscode is in chatModel.ts.
-import { randomBytes } from 'node:crypto';
 import { appendFile, open as openFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
@@ -57,6 +56,7 @@ import { chatWebviewStrings } from './chatStrings';
 import type { CommandFactory } from './commands';
 import type { RunsModel } from './runsModel';
 import { pickChatTarget } from './testCheckpoint';
+import { webviewPageHtml, webviewPanelOptions } from './webviewPage';
 
 /** What the chat panels need from the extension. */
 export interface ChatDeps {
@@ -145,13 +145,7 @@ export class ChatPanels implements vscode.Disposable {
 
   /** The options of the chat's webview: scripts, and only dist/webview and media/ as local resources. */
   webviewOptions(): vscode.WebviewPanelOptions & vscode.WebviewOptions {
-    const root = this.deps.extension.extensionUri;
-    return {
-      enableScripts: true,
-      retainContextWhenHidden: false,
-      enableFindWidget: true,
-      localResourceRoots: [vscode.Uri.joinPath(root, 'dist', 'webview'), vscode.Uri.joinPath(root, 'media')],
-    };
+    return webviewPanelOptions(this.deps.extension.extensionUri);
   }
 
   private adopt(webviewPanel: vscode.WebviewPanel, state: ChatState, choices: CompareChoice[], note = ''): ChatPanel {
@@ -476,35 +470,17 @@ export class ChatPanel {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const root = this.deps.extension.extensionUri;
-    const nonce = randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(root, 'dist', 'webview', 'chat.js'));
-    const style = webview.asWebviewUri(vscode.Uri.joinPath(root, 'media', 'chat.css'));
-    // The Markdown of answers is sanitised (DOMPurify) and carries no style attributes or inline scripts, so the
-    // policy needs neither 'unsafe-inline' nor any source beyond the extension's own files.
-    const csp = [`default-src 'none'`, `style-src ${webview.cspSource} 'nonce-${nonce}'`, `script-src 'nonce-${nonce}'`, `font-src ${webview.cspSource}`, `img-src ${webview.cspSource} data:`].join('; ');
-    return `<!DOCTYPE html>
-<html lang="${escapeHtml(vscode.env.language)}">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta property="csp-nonce" content="${nonce}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style.toString()}" nonce="${nonce}">
-<title>${escapeHtml(chatTitle(this.chat.target))}</title>
-</head>
-<body>
-<main id="app" aria-busy="true"><p>${escapeHtml(vscode.l10n.t('Loading…'))}</p></main>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
+    return webviewPageHtml({
+      webview: this.panel.webview,
+      extensionUri: this.deps.extension.extensionUri,
+      script: 'dist/webview/chat.js',
+      styles: ['media/chat.css'],
+      title: chatTitle(this.chat.target),
+      lang: vscode.env.language,
+    });
   }
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 /** Appends one line to a file, adding a newline first when the file does not end with one. */
 async function appendLine(path: string, line: string): Promise<void> {

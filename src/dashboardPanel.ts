@@ -4,7 +4,6 @@
 // seq; a gap (or no stream at all) is filled by reading the events after the last seq seen. The host keeps every
 // point (src/dashboardModel.ts MetricsTable) and sends the webview columnar batches at most every 100 ms; a
 // reloaded webview gets everything again. The host side of webview/dashboard/protocol.ts.
-import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import type { FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent } from '../common/api';
@@ -38,6 +37,7 @@ import { dashboardStrings } from './dashboardStrings';
 import { displayLanguage } from './l10n';
 import { isFinal, runRefOf, type RunRef, type RunsModel } from './runsModel';
 import { runLabel, shortJobId } from './runsText';
+import { webviewPageHtml, webviewPanelOptions } from './webviewPage';
 
 /** What the dashboards need from the extension. */
 export interface DashboardDeps {
@@ -130,13 +130,7 @@ export class DashboardPanels implements vscode.Disposable {
 
   /** The webview's options: scripts, and only dist/webview and media/ as local resources. */
   webviewOptions(): vscode.WebviewPanelOptions & vscode.WebviewOptions {
-    const root = this.deps.extension.extensionUri;
-    return {
-      enableScripts: true,
-      retainContextWhenHidden: false,
-      enableFindWidget: true,
-      localResourceRoots: [vscode.Uri.joinPath(root, 'dist', 'webview'), vscode.Uri.joinPath(root, 'media')],
-    };
+    return webviewPanelOptions(this.deps.extension.extensionUri);
   }
 
   private adopt(webviewPanel: vscode.WebviewPanel, runs: readonly RunRef[], settings: ChartSettings | undefined): DashboardPanel {
@@ -627,29 +621,15 @@ class DashboardPanel {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const root = this.deps.extension.extensionUri;
-    const nonce = randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(root, 'dist', 'webview', 'dashboard.js'));
-    const chartStyle = webview.asWebviewUri(vscode.Uri.joinPath(root, 'dist', 'webview', 'dashboard.css'));
-    const style = webview.asWebviewUri(vscode.Uri.joinPath(root, 'media', 'dashboard.css'));
-    const csp = [`default-src 'none'`, `style-src ${webview.cspSource} 'nonce-${nonce}'`, `script-src 'nonce-${nonce}'`, `font-src ${webview.cspSource}`, `img-src ${webview.cspSource} data: blob:`].join('; ');
-    return `<!DOCTYPE html>
-<html lang="${escapeAttribute(displayLanguage())}">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta property="csp-nonce" content="${nonce}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${chartStyle.toString()}" nonce="${nonce}">
-<link rel="stylesheet" href="${style.toString()}" nonce="${nonce}">
-<title>${escapeAttribute(this.panel.title)}</title>
-</head>
-<body>
-<main id="app" aria-busy="true"><p class="loading">${escapeAttribute(vscode.l10n.t('Loading…'))}</p></main>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
+    return webviewPageHtml({
+      webview: this.panel.webview,
+      extensionUri: this.deps.extension.extensionUri,
+      // uPlot's stylesheet, bundled by esbuild beside the app, then ours.
+      script: 'dist/webview/dashboard.js',
+      styles: ['dist/webview/dashboard.css', 'media/dashboard.css'],
+      title: this.panel.title,
+      lang: displayLanguage(),
+    });
   }
 }
 
@@ -677,9 +657,6 @@ function placeholderHeader(run: RunData): RunHeaderView {
   };
 }
 
-function escapeAttribute(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 /** A run picked from a quick pick of every run the sidebar knows, across backends. */
 interface RunPick extends vscode.QuickPickItem {

@@ -2,7 +2,6 @@
 // The host owns the model (values, the backend's models and GPUs, the dataset's check, the launch); the webview
 // renders the view it is sent and reports what the user types. Logic that needs no vscode is in newRunModel.ts
 // and datasetCheck.ts.
-import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import type { ModelObject, SystemInfo } from '../common/api';
@@ -47,6 +46,7 @@ import {
   validateValues,
 } from './newRunModel';
 import { webviewStrings } from './newRunStrings';
+import { webviewPageHtml, webviewPanelOptions } from './webviewPage';
 
 /** What the form's panels need from the extension. */
 export interface NewRunDeps {
@@ -93,12 +93,7 @@ export class NewRunPanels implements vscode.Disposable {
 
   /** The options of the form's webview: scripts, and only dist/webview and media/ as local resources. */
   webviewOptions(): vscode.WebviewPanelOptions & vscode.WebviewOptions {
-    const root = this.deps.extension.extensionUri;
-    return {
-      enableScripts: true,
-      retainContextWhenHidden: false,
-      localResourceRoots: [vscode.Uri.joinPath(root, 'dist', 'webview'), vscode.Uri.joinPath(root, 'media')],
-    };
+    return webviewPanelOptions(this.deps.extension.extensionUri);
   }
 
   private adopt(webviewPanel: vscode.WebviewPanel, options: OpenOptions): NewRunPanel {
@@ -491,37 +486,17 @@ export class NewRunPanel {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const root = this.deps.extension.extensionUri;
-    const nonce = randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(root, 'dist', 'webview', 'newRun.js'));
-    const style = webview.asWebviewUri(vscode.Uri.joinPath(root, 'media', 'newRun.css'));
-    // The toolkit's components style themselves through constructable stylesheets (adoptedStyleSheets), which
-    // style-src does not govern; its one <style> element (a :focus-visible probe) takes the nonce from the
-    // csp-nonce meta tag. Nothing needs 'unsafe-inline'.
-    const csp = [`default-src 'none'`, `style-src ${webview.cspSource} 'nonce-${nonce}'`, `script-src 'nonce-${nonce}'`, `font-src ${webview.cspSource}`, `img-src ${webview.cspSource} data:`].join('; ');
-    const lang = vscode.env.language;
-    return `<!DOCTYPE html>
-<html lang="${escapeAttribute(lang)}">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta property="csp-nonce" content="${nonce}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style.toString()}" nonce="${nonce}">
-<title>${escapeAttribute(vscode.l10n.t('New Training Run'))}</title>
-</head>
-<body>
-<main id="app" aria-busy="true"><p>${escapeAttribute(vscode.l10n.t('Loading…'))}</p></main>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
+    return webviewPageHtml({
+      webview: this.panel.webview,
+      extensionUri: this.deps.extension.extensionUri,
+      script: 'dist/webview/newRun.js',
+      styles: ['media/newRun.css'],
+      title: vscode.l10n.t('New Training Run'),
+      lang: vscode.env.language,
+    });
   }
 }
 
-function escapeAttribute(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 function datasetKey(values: FormValues): string {
   const d = values.dataset;

@@ -15,33 +15,12 @@ import { EngineError } from '../backend/engines/embedded/errors';
 import { batchOf, epochOrder, learningRate, planRun } from '../backend/engines/embedded/schedule';
 import { chatTokenIds, tinyTokenizerJson, type ChatTokenIds } from '../backend/engines/embedded/tokenizer';
 import { loadQwenTokenizer } from '../server/tokenizerFile';
+import { RENDERING_CONVERSATIONS } from './engine.harness';
 
 const tiny = new BpeTokenizer(tinyTokenizerJson());
 const tinySpecial = chatTokenIds(tiny);
 
-const conversations: ChatMessage[][] = [
-  [
-    { role: 'user', content: 'What is 2+2?' },
-    { role: 'assistant', content: 'It is 4.' },
-  ],
-  [
-    { role: 'system', content: 'You answer in French.' },
-    { role: 'user', content: 'Hello there, how are you?' },
-    { role: 'assistant', content: 'Très bien, merci ! 😀' },
-    { role: 'user', content: 'And the weather?\nBe brief.' },
-    { role: 'assistant', content: 'Il pleut.\n\nToujours.' },
-  ],
-  [
-    { role: 'user', content: '日本語で答えて' },
-    { role: 'assistant', content: 'はい、わかりました。', weight: 0 },
-    { role: 'user', content: 'code please' },
-    { role: 'assistant', content: 'def f(x):\n    return x ** 2\n' },
-  ],
-  [
-    { role: 'user', content: '' },
-    { role: 'assistant', content: '' },
-  ],
-];
+const conversations = RENDERING_CONVERSATIONS;
 
 /** The text the trained tokens of a conversation must decode to: each trained assistant turn with its end. */
 function trainedText(messages: readonly ChatMessage[]): string {

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { LORA_TARGET_MODULES, type ChatMessageInput, type Hyperparameters } from '../common/api';
 import { isEngineParseError, parseEngineMessage } from '../common/engineSchemas';
 import type { ChatRequestMessage, EngineMessage, GenerationParams, ModelRef, TrainSpec } from '../common/engineProtocol';
+import type { ChatMessage } from '../common/tokenizer/chat';
 
 const ROOT = join(__dirname, '..');
 
@@ -164,3 +165,29 @@ export const promptOf = (question: string): ChatMessageInput[] => [{ role: 'syst
 export function conversationsOf(pairs: readonly (readonly [string, string])[]): string {
   return pairs.map(([q, a]) => JSON.stringify({ messages: [...promptOf(q), { role: 'assistant', content: a }] })).join('\n') + '\n';
 }
+
+/** Conversations that exercise the chat rendering: a system prompt, several turns, emoji, CJK, an untrained turn
+ * (weight 0), code with indentation, and empty contents. */
+export const RENDERING_CONVERSATIONS: readonly ChatMessage[][] = [
+  [
+    { role: 'user', content: 'What is 2+2?' },
+    { role: 'assistant', content: 'It is 4.' },
+  ],
+  [
+    { role: 'system', content: 'You answer in French.' },
+    { role: 'user', content: 'Hello there, how are you?' },
+    { role: 'assistant', content: 'Très bien, merci ! 😀' },
+    { role: 'user', content: 'And the weather?\nBe brief.' },
+    { role: 'assistant', content: 'Il pleut.\n\nToujours.' },
+  ],
+  [
+    { role: 'user', content: '日本語で答えて' },
+    { role: 'assistant', content: 'はい、わかりました。', weight: 0 },
+    { role: 'user', content: 'code please' },
+    { role: 'assistant', content: 'def f(x):\n    return x ** 2\n' },
+  ],
+  [
+    { role: 'user', content: '' },
+    { role: 'assistant', content: '' },
+  ],
+];

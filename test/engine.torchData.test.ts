@@ -17,6 +17,7 @@ import { IGNORE, buildExample, loadDataset, promptIds, type EngineLog } from '..
 import { batchOf, epochOrder, learningRate, permutation, planRun } from '../backend/engines/embedded/schedule';
 import { chatTokenIds, tinyTokenizerJson } from '../backend/engines/embedded/tokenizer';
 import { loadQwenTokenizer, defaultTokenizerPath } from '../server/tokenizerFile';
+import { RENDERING_CONVERSATIONS } from './engine.harness';
 
 const ROOT = join(__dirname, '..');
 const ENGINE_DIR = join(ROOT, 'backend', 'engines', 'torch');
@@ -45,31 +46,12 @@ function engine(args: string[], input = ''): Promise<{ status: number | null; st
   });
 }
 
+// The embedded engine's rendering cases, and one for the pre-tokenizer's whitespace and contraction rules.
 const conversations: ChatMessage[][] = [
-  [
-    { role: 'user', content: 'What is 2+2?' },
-    { role: 'assistant', content: 'It is 4.' },
-  ],
-  [
-    { role: 'system', content: 'You answer in French.' },
-    { role: 'user', content: 'Hello there, how are you?' },
-    { role: 'assistant', content: 'Très bien, merci ! 😀' },
-    { role: 'user', content: 'And the weather?\nBe brief.' },
-    { role: 'assistant', content: 'Il pleut.\n\nToujours.' },
-  ],
-  [
-    { role: 'user', content: '日本語で答えて' },
-    { role: 'assistant', content: 'はい、わかりました。', weight: 0 },
-    { role: 'user', content: 'code please' },
-    { role: 'assistant', content: 'def f(x):\n    return x ** 2\n' },
-  ],
+  ...RENDERING_CONVERSATIONS,
   [
     { role: 'user', content: "It's   spaced\t\tout  \r\n\r\n and ends with spaces   " },
     { role: 'assistant', content: '\nStarts with a newline; I\'LL see, we\'ve 12345 ½ Ⅻ.' },
-  ],
-  [
-    { role: 'user', content: '' },
-    { role: 'assistant', content: '' },
   ],
 ];
 

@@ -16,6 +16,7 @@ import { BackendClient } from '../src/backendClient';
 import { startTestBackend, waitForFinal, type TestBackend } from './backend.harness';
 import { ARTIFACTS_DIR, openHostSession, type HostSession } from './host/session';
 import { uiSteps } from './host/uiSteps';
+import { palette } from './host/workbench';
 
 const STEP_TIMEOUT_MS = 60_000;
 const RUN = 'chat-ui-run';
@@ -97,15 +98,6 @@ function chatWalkthrough(name: string, language: 'en' | 'zh-cn'): void {
 
     const step = uiSteps(() => session, STEP_TIMEOUT_MS * 2);
 
-    /** Runs a command from the palette (F1), by its title as the palette lists it. */
-    async function palette(title: string): Promise<void> {
-      await page.keyboard.press('F1');
-      const input = page.locator('.quick-input-widget input.input');
-      await input.waitFor();
-      await input.fill(`>${title}`);
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().click();
-    }
-
     function rows(): ReturnType<Page['locator']> {
       // Only the shown list: the palette's own rows may linger, hidden, in the widget.
       return page.locator('.quick-input-widget .quick-input-list .monaco-list-row >> visible=true');
@@ -119,7 +111,7 @@ function chatWalkthrough(name: string, language: 'en' | 'zh-cn'): void {
     });
 
     step('"Test Checkpoint" from the palette: runs, then checkpoints newest first, answered by typing and Enter', async (snap) => {
-      await palette(t.command);
+      await palette(page, t.command);
       const input = page.locator('.quick-input-widget input.input');
       // One backend: no backend step. The run step lists the run with its base model and status.
       await rows().filter({ hasText: RUN }).first().waitFor();

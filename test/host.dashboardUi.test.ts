@@ -12,7 +12,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
-import type { Frame, FrameLocator, Locator, Page } from 'playwright-core';
+import type { Frame, FrameLocator, Page } from 'playwright-core';
 import { ownerOf } from '../backend/http/auth';
 import type { FineTuningJob, FineTuningJobEvent, ListObject, MetricsData } from '../common/api';
 import type { ChartData, ChartSettings } from '../webview/dashboard/chartApi';
@@ -20,6 +20,7 @@ import type { InspectResult } from '../webview/dashboard/protocol';
 import { call, startTestBackend, type TestBackend, upload, waitForFinal } from './backend.harness';
 import { ARTIFACTS_DIR, openHostSession, type HostSession } from './host/session';
 import { uiSteps } from './host/uiSteps';
+import { colorTheme, palette, runsView, treeRow } from './host/workbench';
 
 const STEP_TIMEOUT_MS = 60_000;
 const RUN_NAME = 'ui-dash';
@@ -80,36 +81,6 @@ function lossSeries(result: InspectResult): ChartData['series'][number] {
 }
 
 /** The runs view's part of the side bar. */
-function runsView(page: Page): Locator {
-  return page.locator('#workbench\\.parts\\.sidebar');
-}
-
-function treeRow(page: Page, label: string): Locator {
-  return runsView(page).locator('.monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${label}$`) }) });
-}
-
-/** Runs a command from the palette (F1), by its title as the palette lists it. */
-async function palette(page: Page, title: string): Promise<void> {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input.input');
-  await input.waitFor();
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().click();
-}
-
-/** Switches the colour theme through the theme picker, as a user does. */
-async function colorTheme(page: Page, theme: string, workbenchClass: string): Promise<void> {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input.input');
-  await input.waitFor();
-  await input.fill('>workbench.action.selectTheme');
-  await page.keyboard.press('Enter');
-  await input.fill(theme);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: theme }).first().waitFor();
-  await page.keyboard.press('Enter');
-  await page.locator(`.monaco-workbench.${workbenchClass}`).waitFor();
-}
-
 let backend: TestBackend;
 let trained: { job: FineTuningJob; metrics: MetricsData[] };
 

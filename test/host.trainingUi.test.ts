@@ -12,6 +12,7 @@ import { after, before, describe } from 'node:test';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 import { openHostSession, type HostSession } from './host/session';
 import { uiSteps } from './host/uiSteps';
+import { palette, runsView, treeRow } from './host/workbench';
 
 /** Generous for 2 cores shared with the rest of `npm test`; a healthy run needs a fraction of it. */
 const STEP_TIMEOUT_MS = 60_000;
@@ -55,17 +56,6 @@ function formFrame(page: Page): FrameLocator {
   return page.frameLocator('iframe.webview.ready').first().frameLocator('iframe#active-frame');
 }
 
-/** The runs view's part of the side bar. */
-function runsView(page: Page): Locator {
-  return page.locator('#workbench\\.parts\\.sidebar');
-}
-
-/** A row of the runs tree whose label is exactly `label`. */
-function treeRow(page: Page, label: string): Locator {
-  const exact = new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-  return runsView(page).locator('.monaco-list-row').filter({ has: page.locator('.label-name', { hasText: exact }) });
-}
-
 describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 }, () => {
   let session: HostSession;
   let page: Page;
@@ -93,15 +83,6 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
   });
 
   const step = uiSteps(() => session, STEP_TIMEOUT_MS * 2);
-
-  /** Runs a command from the palette (F1), by its title as the palette lists it. */
-  async function palette(title: string): Promise<void> {
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input.input');
-    await input.waitFor();
-    await input.fill(`>${title}`);
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().click();
-  }
 
   /** Opens a workspace file through Quick Open (the side bar keeps showing the runs view). */
   async function quickOpen(name: string): Promise<void> {
@@ -305,9 +286,9 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
 
   step('the dark theme: the form with errors, a filled form and the tree again', async (snap) => {
     // The two finish notifications would cover the form's end in the pictures.
-    await palette('Notifications: Clear All Notifications');
+    await palette(page, 'Notifications: Clear All Notifications');
     await page.locator('.notifications-toasts .notification-toast').first().waitFor({ state: 'detached' });
-    await palette('Preferences: Color Theme');
+    await palette(page, 'Preferences: Color Theme');
     const input = page.locator('.quick-input-widget input.input');
     await input.fill('Dark Modern');
     await page.locator('.quick-input-list .monaco-list-row', { hasText: /^Dark Modern/ }).first().click();
@@ -319,7 +300,7 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
     // The webview follows the theme: its body carries VS Code's dark class.
     await errors.locator('body.vscode-dark').waitFor();
     await snap('form-errors-dark', page.locator('.editor-group-container.active'));
-    await palette('View: Close All Editor Groups');
+    await palette(page, 'View: Close All Editor Groups');
     await page.locator('.tabs-container .tab').first().waitFor({ state: 'detached' });
     const frame = await openForm(GOOD_FILE);
     await frame.locator('body.vscode-dark').waitFor();
@@ -330,7 +311,7 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
 
   step('"Developer: Reload Window" brings the form back with what was typed', async () => {
     const reloaded = page.waitForEvent('load');
-    await palette('Developer: Reload Window');
+    await palette(page, 'Developer: Reload Window');
     await reloaded;
     const frame = formFrame(page);
     await frame.locator('#datasetLabel', { hasText: GOOD_FILE }).waitFor();

@@ -2,7 +2,8 @@
 // (webview/chat/protocol.ts) and reports what the user does. The host owns the conversation and the
 // generations; this side owns only the DOM, the fields being edited, and the copy kept with setState so that a
 // reload (or a hidden panel shown again) comes back as it was.
-import { IpcEndpoint, IpcError, format } from '../protocol';
+import { IpcError, format } from '../protocol';
+import { byId, connectToHost, el } from '../host';
 import { renderMarkdown } from './markdown';
 import {
   ChatClearRequest,
@@ -27,16 +28,7 @@ import {
   type Side,
 } from './protocol';
 
-interface VsCodeApi {
-  postMessage(message: unknown): void;
-  getState(): unknown;
-  setState(state: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
-const ipc = new IpcEndpoint((message) => vscode.postMessage(message));
-window.addEventListener('message', (event: MessageEvent<unknown>) => ipc.receive(event.data));
+const { vscode, ipc } = connectToHost();
 
 let strings: Record<ChatStringKey, string>;
 let view: ChatView | undefined;
@@ -49,19 +41,6 @@ let frameRequested = false;
 
 function t(key: ChatStringKey, ...args: (string | number)[]): string {
   return format(strings[key], ...args);
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attributes: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
-function byId<T extends HTMLElement>(id: string): T {
-  const node = document.getElementById(id);
-  if (node === null) throw new Error(`#${id} is missing`);
-  return node as T;
 }
 
 function button(id: string, label: string, onClick: () => void, secondary = true): HTMLButtonElement {

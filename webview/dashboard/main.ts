@@ -8,7 +8,8 @@
 // For tests, `window.finetuneDashboard` exposes the same read-out as the host's `dashboard/inspect` request:
 // `inspect()` returns an InspectResult, `apply(settings)` sets the toolbar's settings, `chart(id)` a chart's
 // ChartData, and `received()` the rows of metrics received so far.
-import { IpcEndpoint, format } from '../protocol';
+import { format } from '../protocol';
+import { byId, connectToHost, el } from '../host';
 import { createMetricChart } from './chart';
 import { DEFAULT_CHART_SETTINGS, type ChartData, type ChartSettings, type ChartSpec, type MetricChart, type SeriesPoints, type SeriesSpec, type XAxisMode } from './chartApi';
 import { formatDuration } from './chartFormat';
@@ -37,16 +38,7 @@ import {
   type RunHeaderView,
 } from './protocol';
 
-interface VsCodeApi {
-  postMessage(message: unknown): void;
-  getState(): unknown;
-  setState(state: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
-const ipc = new IpcEndpoint((message) => vscode.postMessage(message));
-window.addEventListener('message', (event: MessageEvent<unknown>) => ipc.receive(event.data));
+const { vscode, ipc } = connectToHost();
 
 // ---------------------------------------------------------------------------------------------------------
 // State
@@ -63,20 +55,6 @@ let received = 0;
 
 function t(key: DashboardStringKey, ...args: (string | number)[]): string {
   return format(strings?.[key] ?? key, ...args);
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attributes?: Record<string, string>, ...children: (Node | string)[]): HTMLElementTagNameMap[K];
-function el(tag: string, attributes: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElement {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
-function byId<T extends HTMLElement>(id: string): T {
-  const node = document.getElementById(id);
-  if (node === null) throw new Error(`#${id} is missing`);
-  return node as T;
 }
 
 function saveState(): void {

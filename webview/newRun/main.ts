@@ -15,7 +15,6 @@ import {
 import {
   CancelUploadNotification,
   ChooseDatasetRequest,
-  IpcEndpoint,
   MAIN_FIELDS,
   MORE_FIELDS,
   OpenFindingRequest,
@@ -33,19 +32,11 @@ import {
   type StringKey,
   type ViewModel,
 } from '../protocol';
+import { byId, connectToHost, el } from '../host';
 
 provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeTextField(), vsCodeDropdown(), vsCodeOption(), vsCodeCheckbox(), vsCodeProgressRing(), vsCodeDivider());
 
-interface VsCodeApi {
-  postMessage(message: unknown): void;
-  getState(): unknown;
-  setState(state: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
-const ipc = new IpcEndpoint((message) => vscode.postMessage(message));
-window.addEventListener('message', (event: MessageEvent<unknown>) => ipc.receive(event.data));
+const { vscode, ipc } = connectToHost();
 
 /** An element with a `value` (the toolkit's text fields and drop-downs). */
 type ValueElement = HTMLElement & { value: string };
@@ -60,21 +51,6 @@ const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
 
 function t(key: StringKey, ...args: (string | number)[]): string {
   return format(strings[key], ...args);
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attributes?: Record<string, string>, ...children: (Node | string)[]): HTMLElementTagNameMap[K];
-function el(tag: string, attributes?: Record<string, string>, ...children: (Node | string)[]): HTMLElement;
-function el(tag: string, attributes: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElement {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
-function byId<T extends HTMLElement>(id: string): T {
-  const node = document.getElementById(id);
-  if (node === null) throw new Error(`#${id} is missing`);
-  return node as T;
 }
 
 /** Keeps the values (setState) and tells the host, a moment after the last keystroke. */
