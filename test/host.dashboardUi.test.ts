@@ -168,8 +168,13 @@ function dashboardSession(name: string, locale: string | undefined, words: { smo
     const row = treeRow(page, RUN_NAME);
     await row.waitFor();
     await snap('tree', runsView(page));
+    // A row that the tree re-rendered just before the click (the backend's node refreshes when its connection
+    // settles) carries a command VS Code has already forgotten ("Actual command not found" in the host's log): the
+    // click does nothing, as it would for a user, who clicks again. So does the test, once.
+    const tab = page.locator('.tabs-container .tab.active', { hasText: RUN_NAME });
     await row.click();
-    await page.locator('.tabs-container .tab.active', { hasText: RUN_NAME }).waitFor();
+    if (!(await tab.waitFor({ timeout: 10_000 }).then(() => true, () => false))) await row.click();
+    await tab.waitFor();
     frame = await dashboardPage(page);
     const view = dashboardFrame(page);
     await view.locator('.run-card .badge.status-succeeded').waitFor();

@@ -1,6 +1,6 @@
 // The chat's Markdown (webview/chat/markdown.ts) under Node, for what needs no DOM: code blocks highlighted with
 // the registered languages (and escaped for others), raw HTML shown as text, an unfinished fence mid-stream. The
-// sanitised DOM is checked in Chromium by test/host.chatUi.test.ts.
+// sanitised DOM is checked in Chromium by test/webview.chatMarkdownBrowser.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { highlightedLanguages, markdownToHtml } from '../webview/chat/markdown';
