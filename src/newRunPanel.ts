@@ -435,14 +435,15 @@ export class NewRunPanel {
     const view: ViewModel = {
       valuesRevision: this.valuesRevision,
       values: this.values,
-      backends: this.deps.backends.entries().map((e) => ({ value: e.name, label: e.name, detail: e.local ? vscode.l10n.t('local') : (e.url ?? '') })),
+      // The local backend's name says it is local: its detail is where it listens, once it does.
+      backends: this.deps.backends.entries().map((e) => ({ value: e.name, label: e.name, detail: e.url ?? (e.local ? vscode.l10n.t('starts when needed') : '') })),
       models: models.map((m) => modelChoice(m)),
       trainingTypes: [
         { value: 'lora', label: vscode.l10n.t('LoRA') },
         ...(allowsFullFineTuning(model) ? [{ value: 'full', label: vscode.l10n.t('Full fine-tuning') }] : []),
       ],
       compute: cpuOnly
-        ? [{ value: '0', label: vscode.l10n.t('CPU'), detail: vscode.l10n.t('{0} job(s) at a time', this.backendData?.system?.slots ?? 1) }]
+        ? [{ value: '0', label: vscode.l10n.t('CPU'), detail: jobsAtATime(this.backendData?.system?.slots ?? 1) }]
         : (gpus.length > 0 ? gpus : [undefined]).map((_, i) => gpuChoice(i + 1, gpus, this.backendData?.system)),
       backendState: this.backendError !== undefined ? { loading: false, error: this.backendError } : { loading: this.backendLoading },
       defaults: settingsText(defaults),
@@ -565,3 +566,8 @@ export const newRunCommandFactories: Readonly<Record<string, CommandFactory>> = 
     ctx.newRun.open({ values, backend: run.backend, rerunOf: job.id });
   },
 };
+
+/** "1 job at a time" / "3 jobs at a time". */
+function jobsAtATime(slots: number): string {
+  return slots === 1 ? vscode.l10n.t('1 job at a time') : vscode.l10n.t('{0} jobs at a time', slots);
+}
