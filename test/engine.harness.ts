@@ -114,9 +114,11 @@ export class ChatEngine {
 
   private constructor(readonly engine: Engine) {}
 
-  /** Starts `serve` and resolves once it said `ready`. */
-  static async start(): Promise<ChatEngine> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'backend/engines/embedded/main.ts', 'serve'], { cwd: ROOT, stdio: 'pipe' });
+  /** Starts `serve` (the embedded engine's, or the given command's) and resolves once it said `ready`. */
+  static async start(command?: { file: string; args: string[]; env?: NodeJS.ProcessEnv }): Promise<ChatEngine> {
+    const child = command
+      ? spawn(command.file, command.args, { cwd: ROOT, stdio: 'pipe', env: { ...process.env, ...command.env } })
+      : spawn(process.execPath, ['--import', 'tsx', 'backend/engines/embedded/main.ts', 'serve'], { cwd: ROOT, stdio: 'pipe' });
     const engine = new Engine(child);
     await engine.waitFor((m) => m.type === 'ready', 30_000);
     return new ChatEngine(engine);

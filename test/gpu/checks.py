@@ -17,6 +17,9 @@ from finetune_torch import attention
 from finetune_torch.data import Message, build_example, check_labels, pack_batch, read_conversations
 from finetune_torch.tokenizer import load_model_tokenizer
 
+#: The GPU; the CPU where FINETUNE_TORCH_ALLOW_CPU=1 checks the engine on a machine without one.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
 CONVERSATIONS = [
     [Message("user", "What is 2+2?"), Message("assistant", "It is 4.")],
     [Message("system", "Answer in French."), Message("user", "Hello there"), Message("assistant", "Bonjour !"), Message("user", "Weather?"), Message("assistant", "Il pleut.")],
@@ -31,18 +34,19 @@ def packed(model_dir):
     examples = [build_example(tok, tok.chat, c, 4096) for c in CONVERSATIONS]
     (row,) = pack_batch(examples, 1 << 20)
     implementation = attention.register()
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation=implementation).cuda().eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation=implementation).to(DEVICE).eval()
     with torch.no_grad():
-        ids = torch.tensor([row.input_ids], device="cuda")
-        positions = torch.tensor([row.position_ids], device="cuda")
-        extra = attention.packed_kwargs(row.cu_seqlens, row.max_seqlen, torch.device("cuda")) if implementation == attention.VARLEN else {}
-        together = model(input_ids=ids, position_ids=positions, **extra).logits[0].float()
+        ids = torch.tensor([row.input_ids], device=DEVICE)
+        positions = torch.tensor([row.position_ids], device=DEVICE)
+        extra = attention.packed_kwargs(row.cu_seqlens, row.max_seqlen, torch.device(DEVICE)) if implementation == attention.VARLEN else {}
+        # No cache: with one, transformers would not read the packing from the position ids.
+        together = model(input_ids=ids, position_ids=positions, use_cache=False, **extra).logits[0].float()
         # One by one, with the plain sdpa model (no packing at all): the reference.
-        reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation="sdpa").cuda().eval()
+        reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation="sdpa").to(DEVICE).eval()
         worst = 0.0
         argmax_equal = True
         for k, i in enumerate(row.examples):
-            alone = reference(input_ids=torch.tensor([examples[i].ids], device="cuda")).logits[0].float()
+            alone = reference(input_ids=torch.tensor([examples[i].ids], device=DEVICE), use_cache=False).logits[0].float()
             part = together[row.cu_seqlens[k] : row.cu_seqlens[k + 1]]
             worst = max(worst, float((part - alone).abs().max()))
             argmax_equal = argmax_equal and bool((part.argmax(-1) == alone.argmax(-1)).all())
@@ -63,8 +67,8 @@ def load(model_dir, adapter_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).cuda().eval()
-    ids = torch.tensor([[1, 2, 3, 4, 5]], device="cuda")
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(DEVICE).eval()
+    ids = torch.tensor([[1, 2, 3, 4, 5]], device=DEVICE)
     with torch.no_grad():
         before = base(input_ids=ids).logits.clone()
         model = PeftModel.from_pretrained(base, adapter_dir).eval()

@@ -57,12 +57,16 @@ def register() -> str:
     except ImportError:
         from transformers.masking_utils import AttentionMaskInterface  # noqa: PLC0415
 
-    def varlen_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: Any, scaling: float | None = None, dropout: float = 0.0, **kwargs: Any) -> tuple[torch.Tensor, None]:
-        # transformers hands [batch, heads, tokens, dim]; a packed batch is one row.
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward  # noqa: PLC0415
+
+    def varlen_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: Any, scaling: float | None = None, dropout: float = 0.0, **kwargs: Any) -> tuple[torch.Tensor, Any]:
+        # transformers hands [batch, heads, tokens, dim]; a packed batch is one row with its boundaries.
         cu = kwargs.get("cu_seq_lens_q")
         max_len = kwargs.get("max_length_q")
         if query.shape[0] != 1 or cu is None or max_len is None:
-            raise RuntimeError("finetune_varlen attention needs one packed row and cu_seq_lens_q/max_length_q")
+            # Not a packed row (a checkpoint's sample being generated, with its KV cache): plain causal sdpa.
+            result: tuple[torch.Tensor, Any] = sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+            return result
         q = query[0].transpose(0, 1)
         k = key[0].transpose(0, 1)
         v = value[0].transpose(0, 1)

@@ -80,7 +80,8 @@ class ChatServer:
             finally:
                 with self.lock:
                     self.cancelled.discard(request.id)
-                torch.cuda.empty_cache() if torch.cuda.is_available() else None
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
 
     def _is_cancelled(self, id_: str) -> bool:
         with self.lock:
@@ -188,6 +189,8 @@ class ChatServer:
             out = model(input_ids=inputs, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
             logits = out.logits[0, -1].float()
+            # The embedding may be padded past the tokenizer's last id: those rows are never sampled.
+            logits[tokenizer.size :] = float("-inf")
             token = sample_next(logits, seen, p, generator)
             if token in stops:
                 return "stop", len(generated)

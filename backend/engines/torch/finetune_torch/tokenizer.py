@@ -16,8 +16,10 @@ from .data import ChatTokenIds, DataError, Message, chat_token_ids, render_conve
 class ModelTokenizer:
     """encode/decode without special-token additions, and the chat token ids."""
 
-    def __init__(self, encode: Any, decode: Any, special: dict[str, int], hf: Any | None) -> None:
+    def __init__(self, encode: Any, decode: Any, special: dict[str, int], hf: Any | None, size: int) -> None:
         self._encode = encode
+        #: Ids the tokenizer has (the embedding matrix may be padded beyond them; those rows are never sampled).
+        self.size = size
         self._decode = decode
         self.special_ids = special
         self.chat: ChatTokenIds = chat_token_ids(special)
@@ -52,12 +54,13 @@ def load_model_tokenizer(folder: str) -> ModelTokenizer:
             lambda ids: hf.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False),
             special,
             hf,
+            len(hf),
         )
     try:
         tok = bpe.load_tokenizer_file(path)
     except (OSError, bpe.TokenizerError) as error:
         raise DataError(f"cannot load {path}: {error}", "model_unavailable") from error
-    return ModelTokenizer(tok.encode, tok.decode, tok.special, None)
+    return ModelTokenizer(tok.encode, tok.decode, tok.special, None, tok.vocab_size)
 
 
 def check_template(tokenizer: ModelTokenizer, conversations: Sequence[Sequence[Message]]) -> str | None:
@@ -68,10 +71,9 @@ def check_template(tokenizer: ModelTokenizer, conversations: Sequence[Sequence[M
         return None
     for messages in conversations:
         ours = render_conversation(tokenizer, tokenizer.chat, messages).ids
-        theirs = hf.apply_chat_template([{"role": m.role, "content": m.content} for m in messages], tokenize=True, add_generation_prompt=False)
-        if isinstance(theirs, dict):
-            theirs = theirs["input_ids"]
-        theirs = list(theirs)
+        rendered = hf.apply_chat_template([{"role": m.role, "content": m.content} for m in messages], tokenize=True, add_generation_prompt=False)
+        # transformers 5 answers a BatchEncoding (input_ids, attention_mask), earlier releases a plain list.
+        theirs = list(rendered["input_ids"] if hasattr(rendered, "keys") else rendered)
         if ours != theirs:
             at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
             return (

@@ -60,6 +60,9 @@ RESUME_STATE = "resume_state.pt"
 INIT_ADAPTER_ENV = "FINETUNE_TORCH_INIT_ADAPTER"
 #: `float32` trains in float32 (the parity test with the embedded engine); bf16 otherwise (TRAINING.md: fp16 overflows).
 DTYPE_ENV = "FINETUNE_TORCH_DTYPE"
+#: `1` lets the engine train on the CPU when there is no GPU: for checking the training loop on a machine without
+#: one (test/engine.torchGpu.test.ts), never what the backend offers users (`check` still says unavailable).
+CPU_ENV = "FINETUNE_TORCH_ALLOW_CPU"
 #: Opt-in torch.compile of the decoder (shapes vary with packing, so it recompiles; off by default).
 COMPILE_ENV = "FINETUNE_TORCH_COMPILE"
 
@@ -153,10 +156,12 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.channel = _rank0(channel)
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if not torch.cuda.is_available():
+        self.cuda = torch.cuda.is_available()
+        if not self.cuda and os.environ.get(CPU_ENV) != "1":
             raise EngineError("engine_error", "the torch engine needs an NVIDIA GPU and torch.cuda.is_available() is false")
-        self.device = torch.device("cuda", self.local_rank)
-        torch.cuda.set_device(self.device)
+        self.device = torch.device("cuda", self.local_rank) if self.cuda else torch.device("cpu")
+        if self.cuda:
+            torch.cuda.set_device(self.device)
         if self.world > 1:
             torch.distributed.init_process_group("nccl")
 
@@ -175,9 +180,13 @@ class Trainer:
             self.log("warn", mismatch)
         plan = plan_run(len(data.train), h.batch_size, h.n_epochs, h.warmup_ratio, h.checkpoints)
         resume = self._read_resume_state(plan, data)
+        # Seeded before the adapter is made: its A matrices are drawn from torch's generator, so the same job and
+        # seed start from the same adapter (and a killed run's restart reproduces the original's curve).
+        torch.manual_seed(spec.seed)
+        random.seed(spec.seed)
         model, trainable = self._load_model(resume is not None)
-        # Fused AdamW needs its parameters on the GPU in a floating type: true here (bf16 or float32 on CUDA).
-        optimizer = torch.optim.AdamW(trainable, lr=h.learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fused=True)
+        # Fused AdamW on the GPU (one kernel for every parameter); the CPU check uses the default implementation.
+        optimizer = torch.optim.AdamW(trainable, lr=h.learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fused=self.cuda)
         start_step = 0
         trained_tokens = 0
         if resume is not None:
@@ -185,11 +194,9 @@ class Trainer:
             start_step = int(resume["step"])
             trained_tokens = int(resume["trained_tokens"])
             torch.set_rng_state(resume["rng"]["torch"])
-            torch.cuda.set_rng_state(resume["rng"]["cuda"])
+            if self.cuda and resume["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(resume["rng"]["cuda"])
             random.setstate(resume["rng"]["python"])
-        else:
-            torch.manual_seed(spec.seed)
-            random.seed(spec.seed)
         self.channel.send(
             {
                 "type": "started",
@@ -202,11 +209,13 @@ class Trainer:
                 "resumed_from_step": start_step if resume is not None else None,
             }
         )
-        budget = max(h.max_seq_length, int(os.environ.get("FINETUNE_TORCH_PACK_TOKENS", "16384")))
+        budget = self.row_tokens
         orders: dict[int, list[int]] = {}
         final = ""
         for step in range(start_step + 1, plan.total_steps + 1):
             step_start = time.perf_counter()
+            if self.cuda:
+                torch.cuda.reset_peak_memory_stats(self.device)
             epoch_index = (step - 1) // plan.steps_per_epoch
             order = orders.setdefault(epoch_index, epoch_order(len(data.train), spec.seed, epoch_index))
             batch = [data.train[i] for i in batch_of(step, plan, order, h.batch_size)]
@@ -230,7 +239,8 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             step_tokens = sum(len(e.ids) for e in batch)
             trained_tokens += step_tokens
-            torch.cuda.synchronize(self.device)
+            if self.cuda:
+                torch.cuda.synchronize(self.device)
             metrics: dict[str, Any] = {
                 "step": step,
                 "total_steps": plan.total_steps,
@@ -241,8 +251,9 @@ class Trainer:
                 "grad_norm": grad_norm,
                 "tokens_per_second": step_tokens / max(1e-6, time.perf_counter() - step_start),
                 "elapsed": time.perf_counter() - started,
-                "gpu_memory": int(torch.cuda.max_memory_allocated(self.device)),
             }
+            if self.cuda:
+                metrics["gpu_memory"] = int(torch.cuda.max_memory_allocated(self.device))
             is_checkpoint = step in plan.checkpoint_steps
             if is_checkpoint and data.eval:
                 valid_loss, valid_accuracy = self._evaluate(model, data.eval, budget)
@@ -270,10 +281,11 @@ class Trainer:
             raise EngineError("model_unavailable", f"cannot load {spec.model.id} from {spec.model.path}: {error}") from error
         base.to(self.device)
         base.config.use_cache = False
-        if self._wants_checkpointing(base):
+        checkpointing, self.row_tokens = self._plan_memory(base)
+        if checkpointing:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             base.enable_input_require_grads()
-            self.log("info", "gradient checkpointing is on (the model is large for the free GPU memory)")
+        self.log("info", f"packed rows of up to {self.row_tokens} tokens; gradient checkpointing {'on' if checkpointing else 'off'}")
         if h.training_type == "full":
             for p in base.parameters():
                 p.requires_grad_(True)
@@ -297,15 +309,27 @@ class Trainer:
         trainable = [p for p in model.parameters() if p.requires_grad]
         return model, trainable
 
-    def _wants_checkpointing(self, base: Any) -> bool:
-        """On when the weights take more than a third of the free memory (activations need the rest), or when
-        FINETUNE_TORCH_GRADIENT_CHECKPOINTING says so."""
-        forced = os.environ.get("FINETUNE_TORCH_GRADIENT_CHECKPOINTING")
-        if forced in ("0", "1"):
-            return forced == "1"
-        weights = sum(p.numel() * p.element_size() for p in base.parameters())
+    def _plan_memory(self, base: Any) -> tuple[bool, int]:
+        """Whether to checkpoint gradients, and how many tokens a packed row may hold, from the memory left once
+        the weights are loaded (TRAINING.md: checkpointing costs 20–30% speed, so only when a row of
+        max_seq_length would not fit without it). Activations kept per token and layer: about 34 × hidden values
+        without checkpointing, the layer's input (plus one layer recomputed at a time) with it; the flash kernels
+        keep no attention matrix. FINETUNE_TORCH_GRADIENT_CHECKPOINTING=0/1 and FINETUNE_TORCH_PACK_TOKENS=N
+        override the estimate."""
+        config = base.config
+        hidden, layers = config.hidden_size, config.num_hidden_layers
+        element = 2 if next(base.parameters()).dtype != torch.float32 else 4
+        if not self.cuda:
+            return False, max(self.h.max_seq_length, int(os.environ.get("FINETUNE_TORCH_PACK_TOKENS", "0")) or 16384)
         free, _total = torch.cuda.mem_get_info(self.device)
-        return weights > (free + weights) / 3
+        usable = free * 0.7
+        full = layers * 34 * hidden * element
+        checkpointed = layers * 2 * hidden * element + 34 * hidden * element
+        forced = os.environ.get("FINETUNE_TORCH_GRADIENT_CHECKPOINTING")
+        checkpointing = forced == "1" if forced in ("0", "1") else usable < self.h.max_seq_length * full
+        per_token = checkpointed if checkpointing else full
+        row = int(os.environ.get("FINETUNE_TORCH_PACK_TOKENS", "0")) or min(16384, int(usable // per_token))
+        return checkpointing, max(self.h.max_seq_length, row)
 
     def _read_resume_state(self, plan: Any, data: Dataset) -> dict[str, Any] | None:
         if self.spec.resume_from is None:
@@ -412,7 +436,7 @@ class Trainer:
                     "trained_tokens": trained_tokens,
                     "data_order": order,
                     "optimizer": optimizer.state_dict(),
-                    "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(self.device), "python": random.getstate()},
+                    "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(self.device) if self.cuda else None, "python": random.getstate()},
                     "hyperparameters": self.h.__dict__,
                 },
                 os.path.join(staging, RESUME_STATE),
