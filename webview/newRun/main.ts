@@ -209,6 +209,8 @@ function render(): void {
   if (view.valuesRevision !== appliedRevision) {
     appliedRevision = view.valuesRevision;
     values = structuredClone(view.values);
+    // "More settings" opened a moment ago may not have reached the host yet: its values never close it.
+    values.moreOpen ||= (byId('more') as HTMLDetailsElement).open;
     vscode.setState(values);
     applyValues();
   }
