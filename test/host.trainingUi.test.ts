@@ -255,9 +255,15 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
     await frame.locator('#start').click();
     const run = treeRow(page, 'ui-cancel');
     await run.locator('.label-description', { hasText: /queued|running|step/ }).waitFor();
-    await run.click({ button: 'right' });
+    // The running run's row is re-rendered at every step: a right-click that lands on a row being replaced opens no
+    // menu, and a user right-clicks again. So does the test, up to three times.
     const item = page.locator('.monaco-menu .action-item', { hasText: 'Cancel Run' });
-    await item.waitFor();
+    for (let attempt = 1; ; attempt++) {
+      await run.click({ button: 'right' });
+      if (await item.waitFor({ timeout: 5_000 }).then(() => true, () => false)) break;
+      if (attempt === 3) await item.waitFor();
+      await page.keyboard.press('Escape');
+    }
     await snap('context menu');
     await item.click();
     await run.locator('.label-description', { hasText: /cancelled$/ }).waitFor();
