@@ -1,14 +1,21 @@
 // Node-side loading of the Qwen2.5 tokenizer shipped in media/: read, gunzip, parse, build. common/tokenizer
-// stays free of Node; this is the only place that knows where the file lies.
+// stays free of Node (its TokenizerCache loads each file once); this is the only place that knows where the file
+// lies.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { type BpeTokenizer } from '../common/tokenizer/bpe';
-import { tokenizerFromFile } from '../common/tokenizer/file';
+import { TokenizerCache } from '../common/tokenizer/cache';
 
-const gunzipAsync = promisify(gunzip);
+const cache = new TokenizerCache({
+  read: (path) => readFile(path),
+  gunzip: promisify(gunzip),
+  // Parsing and building each hold the thread for a couple of hundred milliseconds; let whatever queued up in
+  // between (a request to the language server) run.
+  pause: () => new Promise<void>((resolve) => setImmediate(resolve)),
+});
 
 /** The file name of the Qwen2.5 tokenizer in media/ (a gzipped Hugging Face tokenizer.json). */
 export const QWEN_TOKENIZER_FILE = 'qwen2.5-tokenizer.json.gz';
@@ -33,13 +40,9 @@ export function defaultTokenizerPath(): string {
  * 0.4–0.7 s for Qwen2.5's file. Gunzip runs off the main thread; parsing and building do not, so the language
  * server calls this once, in the background, through {@link loadQwenTokenizer}.
  */
-export async function readTokenizerFile(path: string): Promise<BpeTokenizer> {
-  // Parsing and building each hold the thread for a couple of hundred milliseconds; let whatever queued up in
-  // between (a request to the language server) run.
-  return tokenizerFromFile(await readFile(path), gunzipAsync, () => new Promise<void>((resolve) => setImmediate(resolve)));
+export function readTokenizerFile(path: string): Promise<BpeTokenizer> {
+  return cache.read(path);
 }
-
-const loaded = new Map<string, Promise<BpeTokenizer>>();
 
 /**
  * The Qwen2.5 tokenizer, loaded once per path and shared: concurrent callers get the same promise. A failed
@@ -47,12 +50,5 @@ const loaded = new Map<string, Promise<BpeTokenizer>>();
  * @param path the tokenizer file; default: media/qwen2.5-tokenizer.json.gz next to the bundle
  */
 export function loadQwenTokenizer(path?: string): Promise<BpeTokenizer> {
-  const file = resolve(path ?? defaultTokenizerPath());
-  let promise = loaded.get(file);
-  if (!promise) {
-    promise = readTokenizerFile(file);
-    loaded.set(file, promise);
-    promise.catch(() => loaded.delete(file));
-  }
-  return promise;
+  return cache.load(resolve(path ?? defaultTokenizerPath()));
 }

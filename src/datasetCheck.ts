@@ -10,7 +10,7 @@ import { gunzip } from 'node:zlib';
 import type { Finding } from '../common/dataset/codes';
 import { DatasetStreamChecker, type FileSummary } from '../common/dataset/fileCheck';
 import { type BpeTokenizer } from '../common/tokenizer/bpe';
-import { tokenizerFromFile } from '../common/tokenizer/file';
+import { TokenizerCache } from '../common/tokenizer/cache';
 import { chatMessagesOf, countConversation } from '../common/tokenizer/chat';
 
 const gunzipAsync = promisify(gunzip);
@@ -164,20 +164,19 @@ export async function checkDatasetFile(path: string, options: DatasetCheckOption
   return result;
 }
 
-/** Reads a (gzipped or plain) tokenizer.json and builds the tokenizer (about half a second for Qwen2.5's). */
-export async function readTokenizer(path: string): Promise<BpeTokenizer> {
-  return tokenizerFromFile(await readFile(path), gunzipAsync, () => new Promise<void>((resolve) => setImmediate(resolve)));
-}
+/** The extension host's tokenizers, each file read once; the pause lets the host's queue run. */
+const tokenizers = new TokenizerCache({
+  read: (path) => readFile(path),
+  gunzip: gunzipAsync,
+  pause: () => new Promise<void>((resolve) => setImmediate(resolve)),
+});
 
-const tokenizers = new Map<string, Promise<BpeTokenizer>>();
+/** Reads a (gzipped or plain) tokenizer.json and builds the tokenizer (about half a second for Qwen2.5's). */
+export function readTokenizer(path: string): Promise<BpeTokenizer> {
+  return tokenizers.read(path);
+}
 
 /** The tokenizer of a file, loaded once and shared; a failed load is forgotten so that a later call tries again. */
 export function loadTokenizer(path: string): Promise<BpeTokenizer> {
-  let promise = tokenizers.get(path);
-  if (promise === undefined) {
-    promise = readTokenizer(path);
-    tokenizers.set(path, promise);
-    promise.catch(() => tokenizers.delete(path));
-  }
-  return promise;
+  return tokenizers.load(path);
 }

@@ -3,62 +3,40 @@
 import * as vscode from 'vscode';
 import type { RunsModel } from './runsModel';
 import { runLabel, runStatusText } from './runsText';
+import { StatusBarEntry, type StatusItemView } from './statusBarEntry';
 
 /** What the extension's API exposes of the item (VS Code offers no way to read another's items). */
-export interface RunStatusBarView {
-  readonly text: string;
-  readonly visible: boolean;
-  /** Fires after every render. */
-  readonly onDidChange: vscode.Event<void>;
-}
+export type RunStatusBarView = StatusItemView;
 
 /** The item (see the file comment). */
-export class RunStatusBar implements vscode.Disposable, RunStatusBarView {
-  private readonly item: vscode.StatusBarItem;
-  private readonly changed = new vscode.EventEmitter<void>();
-  readonly onDidChange = this.changed.event;
-  private shown = false;
+export class RunStatusBar extends StatusBarEntry implements RunStatusBarView {
   private readonly stopListening: () => void;
 
   constructor(private readonly model: RunsModel) {
-    this.item = vscode.window.createStatusBarItem('finetune.runStatus', vscode.StatusBarAlignment.Left, -1);
-    this.item.name = vscode.l10n.t('Finetune Studio: Training Run');
+    super('finetune.runStatus', vscode.l10n.t('Finetune Studio: Training Run'), -1);
     this.stopListening = model.onChange(() => this.render());
     this.render();
   }
 
+  /** Renders only what changed: the model changes at every step of every run, most of them not this item's. */
   private render(): void {
     const run = this.model.currentRun();
     if (!run) {
-      if (this.shown) {
-        this.item.hide();
-        this.shown = false;
-        this.changed.fire();
-      }
+      if (this.visible) this.hide();
       return;
     }
     const text = runStatusText(run);
-    if (this.shown && text === this.item.text) return;
-    this.item.text = text;
-    this.item.tooltip = vscode.l10n.t('Training run {0} on {1}: click to show it', runLabel(run.job), run.backend);
-    this.item.command = { title: vscode.l10n.t('Show Run'), command: 'finetune.showRun', arguments: [{ backend: run.backend, jobId: run.job.id }] };
-    this.item.accessibilityInformation = { label: text.replace(/\$\([\w~-]+\)\s*/g, '') };
-    this.item.show();
-    this.shown = true;
-    this.changed.fire();
+    if (this.visible && text === this.text) return;
+    this.show({
+      text,
+      tooltip: vscode.l10n.t('Training run {0} on {1}: click to show it', runLabel(run.job), run.backend),
+      command: { title: vscode.l10n.t('Show Run'), command: 'finetune.showRun', arguments: [{ backend: run.backend, jobId: run.job.id }] },
+      accessibilityLabel: text.replace(/\$\([\w~-]+\)\s*/g, ''),
+    });
   }
 
-  get text(): string {
-    return this.item.text;
-  }
-
-  get visible(): boolean {
-    return this.shown;
-  }
-
-  dispose(): void {
+  override dispose(): void {
     this.stopListening();
-    this.changed.dispose();
-    this.item.dispose();
+    super.dispose();
   }
 }

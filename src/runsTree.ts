@@ -1,11 +1,13 @@
 // The runs sidebar (view `finetune.runs`): backends → runs → checkpoints, and under each connected backend a
 // "Datasets" node with its uploaded files; read from the RunsModel only — no I/O in getChildren. A backend that cannot be reached shows one child with the reason and the action that helps. Nodes
-// are kept per key so that a change refreshes one node (`onDidChangeTreeData.fire(node)`) and `reveal` finds it.
+// are kept per key so that a change refreshes one node (`onDidChangeTreeData.fire(node)`) and `reveal` finds it;
+// which nodes, and when, is src/runsRefresh.ts's decision (a row is refreshed only when what it shows changes, a
+// running run's progress at most once a second), because every refresh can cost the user a click on that row.
 import * as vscode from 'vscode';
 import type { FileObject, FineTuningJobCheckpoint } from '../common/api';
 import type { RunsModel } from './runsModel';
-import { isFinal } from './runsModel';
-import { checkpointDescription, checkpointLabel, connectionDescription, datasetsDescription, fileDescription, fileTooltip, runDescription, runLabel, runTooltip, statusIcon } from './runsText';
+import { backendChildren, RunsTreeRefresh, type BackendChild, type BackendUrls, type RefreshTarget } from './runsRefresh';
+import { checkpointDescription, checkpointLabel, datasetsDescription, fileDescription, fileTooltip, runTooltip } from './runsText';
 
 // The run reference lives in the pure model module (unit-tested under plain Node); the form imports it from here.
 export { runRefOf, type RunRef } from './runsModel';
@@ -76,12 +78,7 @@ export function fileRefOf(arg: unknown): { backend: string; fileId: string } | u
   return typeof backend === 'string' && typeof fileId === 'string' ? { backend, fileId } : undefined;
 }
 
-/** Where the backend's URL comes from, for descriptions. */
-export interface BackendUrls {
-  urlOf(backend: string): string | undefined;
-  /** Whether the backend's key is one the user can set (remote backends). */
-  isRemote(backend: string): boolean;
-}
+export type { BackendUrls } from './runsRefresh';
 
 /** The tree's data (see the file comment). */
 export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, vscode.Disposable {
@@ -92,20 +89,26 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
   private readonly checkpointNodes = new Map<string, CheckpointNode>();
   private readonly datasetsNodes = new Map<string, DatasetsNode>();
   private readonly fileNodes = new Map<string, FileNode>();
-  private readonly stopListening: () => void;
+  private readonly refresh: RunsTreeRefresh;
 
   constructor(
     private readonly model: RunsModel,
     private readonly urls: BackendUrls,
   ) {
-    this.stopListening = model.onChange((change) => {
-      if (change.kind === 'backends') this.changed.fire(undefined);
-      else if (change.kind === 'backend') this.changed.fire(this.backendNode(change.backend));
-      else if (change.kind === 'files') this.changed.fire(this.datasetsNode(change.backend));
-      // A new run changes its backend's children; a known one only itself.
-      else if (change.added) this.changed.fire(this.backendNode(change.backend));
-      else this.changed.fire(this.runNode(change.backend, change.jobId));
-    });
+    this.refresh = new RunsTreeRefresh(model, urls, (target) => this.changed.fire(this.nodeOf(target)));
+  }
+
+  private nodeOf(target: RefreshTarget): RunsTreeNode | undefined {
+    switch (target.kind) {
+      case 'all':
+        return undefined;
+      case 'backend':
+        return this.backendNode(target.backend);
+      case 'datasets':
+        return this.datasetsNode(target.backend);
+      case 'run':
+        return this.runNode(target.backend, target.jobId);
+    }
   }
 
   backendNode(backend: string): BackendNode {
@@ -160,27 +163,30 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
 
   getChildren(node?: RunsTreeNode): RunsTreeNode[] {
     if (node === undefined) return this.model.backendList().map((b) => this.backendNode(b.name));
-    if (node instanceof BackendNode) {
-      const backend = this.model.backend(node.backend);
-      if (!backend) return [];
-      const connection = backend.connection;
-      if (connection.kind === 'failed') return [new MessageNode(node.backend, connection.message, connection.reason)];
-      if (!backend.filled) {
-        const text = connection.kind === 'connecting' ? vscode.l10n.t('Connecting…') : vscode.l10n.t('Not connected yet');
-        return [new MessageNode(node.backend, text, undefined)];
-      }
-      const runs = this.model.runsOf(node.backend);
-      // The runs first (what the view is for), the datasets after them.
-      const datasets = this.datasetsNode(node.backend);
-      if (runs.length === 0) return [new MessageNode(node.backend, vscode.l10n.t('No training runs yet'), 'empty'), datasets];
-      return [...runs.map((r) => this.runNode(node.backend, r.job.id)), datasets];
-    }
+    if (node instanceof BackendNode) return backendChildren(this.model, node.backend).map((child) => this.backendChild(node.backend, child));
     if (node instanceof DatasetsNode) return this.datasetChildren(node.backend);
     if (node instanceof RunNode) {
       const run = this.model.run(node.backend, node.jobId);
-      return (run?.checkpoints ?? []).map((c) => this.checkpointNode(node.backend, node.jobId, c)).reverse();
+      return run ? this.refresh.runView(run).checkpoints.map((c) => this.checkpointNode(node.backend, node.jobId, c)) : [];
     }
     return [];
+  }
+
+  private backendChild(backend: string, child: BackendChild): RunsTreeNode {
+    switch (child.kind) {
+      case 'failed':
+        return new MessageNode(backend, child.message, child.reason);
+      case 'connecting':
+        return new MessageNode(backend, vscode.l10n.t('Connecting…'), undefined);
+      case 'notConnected':
+        return new MessageNode(backend, vscode.l10n.t('Not connected yet'), undefined);
+      case 'empty':
+        return new MessageNode(backend, vscode.l10n.t('No training runs yet'), 'empty');
+      case 'run':
+        return this.runNode(backend, child.jobId);
+      case 'datasets':
+        return this.datasetsNode(backend);
+    }
   }
 
   private datasetChildren(backend: string): RunsTreeNode[] {
@@ -210,11 +216,15 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
   }
 
   /**
-   * Hovering a file computes its tooltip afresh: which runs use it changes with the runs, and refreshing every
-   * file on every run change would repaint the Datasets node for nothing.
+   * Hovering a file or a run computes its tooltip afresh: which runs use a file changes with the runs, and a
+   * run's trained tokens change at every step; refreshing the rows for that would repaint them for nothing.
    */
   resolveTreeItem(item: vscode.TreeItem, node: RunsTreeNode): vscode.TreeItem {
     if (node instanceof FileNode) item.tooltip = new vscode.MarkdownString(fileTooltip(node.file, this.model.runsUsingFile(node.backend, node.fileId)), true);
+    if (node instanceof RunNode) {
+      const run = this.model.run(node.backend, node.jobId);
+      if (run) item.tooltip = new vscode.MarkdownString(runTooltip(run), true);
+    }
     return item;
   }
 
@@ -230,31 +240,29 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
   }
 
   private backendItem(node: BackendNode): vscode.TreeItem {
-    const backend = this.model.backend(node.backend);
-    const item = new vscode.TreeItem(node.backend, vscode.TreeItemCollapsibleState.Expanded);
+    const { view } = this.refresh.backendView(node.backend);
+    this.refresh.renderedBackend(node.backend, view);
+    const item = new vscode.TreeItem(view.label, vscode.TreeItemCollapsibleState.Expanded);
     item.id = `backend:${node.backend}`;
-    const connection = backend?.connection ?? { kind: 'idle' as const };
-    item.description = connectionDescription(connection, this.urls.urlOf(node.backend));
-    item.iconPath = new vscode.ThemeIcon(connection.kind === 'failed' ? 'debug-disconnect' : 'server');
-    item.contextValue = this.urls.isRemote(node.backend) ? 'backend.remote' : 'backend.local';
-    item.tooltip = `${node.backend}${this.urls.urlOf(node.backend) ? ` — ${this.urls.urlOf(node.backend)}` : ''}`;
+    item.description = view.description;
+    item.iconPath = new vscode.ThemeIcon(view.icon);
+    item.contextValue = view.contextValue;
+    item.tooltip = view.tooltip;
     return item;
   }
 
+  /** Built from the same view that the refresh compares, so that what is compared is what VS Code shows. */
   private runItem(node: RunNode): vscode.TreeItem {
     const run = this.model.run(node.backend, node.jobId);
     if (!run) return new vscode.TreeItem(node.jobId);
-    const job = run.job;
-    // Checkpoints not read yet are read when the node expands (Training listens), so any run past its queue may have some.
-    const hasCheckpoints = run.checkpoints.length > 0 || (!run.checkpointsLoaded && job.status !== 'queued' && job.status !== 'validating_files');
-    const item = new vscode.TreeItem(runLabel(job), hasCheckpoints ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+    const view = this.refresh.runView(run);
+    this.refresh.renderedRun(node.backend, node.jobId, view);
+    const item = new vscode.TreeItem(view.label, view.collapsible ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
     item.id = `run:${node.backend}:${node.jobId}`;
-    item.description = runDescription(job, Date.now() / 1000);
-    const icon = statusIcon(job.status);
-    const color = job.status === 'succeeded' ? 'testing.iconPassed' : job.status === 'failed' ? 'testing.iconFailed' : undefined;
-    item.iconPath = new vscode.ThemeIcon(icon, color === undefined ? undefined : new vscode.ThemeColor(color));
-    item.tooltip = new vscode.MarkdownString(runTooltip(run), true);
-    item.contextValue = `run:${job.status}${isFinal(job.status) ? ':final' : ''}`;
+    item.description = view.description;
+    item.iconPath = new vscode.ThemeIcon(view.icon, view.color === undefined ? undefined : new vscode.ThemeColor(view.color));
+    // The tooltip comes from resolveTreeItem, when the user hovers.
+    item.contextValue = view.contextValue;
     // A click opens the run's dashboard (expanding stays on the twistie).
     item.command = { title: vscode.l10n.t('Open Dashboard'), command: 'finetune.openDashboard', arguments: [node] };
     return item;
@@ -282,7 +290,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
   }
 
   dispose(): void {
-    this.stopListening();
+    this.refresh.dispose();
     this.changed.dispose();
   }
 }

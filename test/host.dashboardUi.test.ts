@@ -19,6 +19,7 @@ import type { ChartData, ChartSettings } from '../webview/dashboard/chartApi';
 import type { InspectResult } from '../webview/dashboard/protocol';
 import { call, startTestBackend, type TestBackend, upload, waitForFinal } from './backend.harness';
 import { ARTIFACTS_DIR, openHostSession, type HostSession } from './host/session';
+import { arithmeticDataset } from './host/tinyDatasets';
 import { uiSteps } from './host/uiSteps';
 import { colorTheme, palette, runsView, treeRow } from './host/workbench';
 
@@ -27,24 +28,6 @@ const RUN_NAME = 'ui-dash';
 /** A finished run whose history is made 100,000 steps long (see `lengthenHistory`). */
 const BIG_RUN = 'ui-100k';
 const BIG_STEPS = 100_000;
-const SYSTEM_PROMPT = 'You answer arithmetic questions with the number only.';
-
-function dataset(): string {
-  const lines: string[] = [];
-  for (let i = 0; i < 24; i++) {
-    lines.push(
-      JSON.stringify({
-        messages: [
-          { role: 'system', content: SYSTEM_PROMPT },
-          { role: 'user', content: `What is ${i} plus ${i + 1}?` },
-          { role: 'assistant', content: `${i + i + 1}` },
-        ],
-      }),
-    );
-  }
-  return `${lines.join('\n')}\n`;
-}
-
 /** What the page exposes (webview/dashboard/main.ts). The test project has no DOM types: typed here. */
 interface DashboardGlobals {
   finetuneDashboard?: { inspect(): InspectResult; received(): number; apply(settings: Partial<ChartSettings>): ChartSettings };
@@ -122,7 +105,7 @@ function lengthenHistory(dataDir: string, jobId: string): void {
 before(async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'finetune-dashboard-ui-'));
   backend = await startTestBackend({}, dataDir);
-  const file = await upload(backend, dataset(), { filename: 'dashboard-ui.jsonl' });
+  const file = await upload(backend, arithmeticDataset(), { filename: 'dashboard-ui.jsonl' });
   assert.equal(file.status, 200, file.text);
   const fileId = (file.body as { id: string }).id;
   const big = await train(fileId, BIG_RUN, { n_epochs: 1, batch_size: 4, checkpoints: 1, eval_ratio: 0 });
@@ -168,13 +151,10 @@ function dashboardSession(name: string, locale: string | undefined, words: { smo
     const row = treeRow(page, RUN_NAME);
     await row.waitFor();
     await snap('tree', runsView(page));
-    // A row that the tree re-rendered just before the click (the backend's node refreshes when its connection
-    // settles) carries a command VS Code has already forgotten ("Actual command not found" in the host's log): the
-    // click does nothing, as it would for a user, who clicks again. So does the test, once.
-    const tab = page.locator('.tabs-container .tab.active', { hasText: RUN_NAME });
+    // One click opens it: the tree refreshes a row only when what it shows changes (src/runsRefresh.ts), so a
+    // connection settling does not replace the row, and its command, under the click.
     await row.click();
-    if (!(await tab.waitFor({ timeout: 10_000 }).then(() => true, () => false))) await row.click();
-    await tab.waitFor();
+    await page.locator('.tabs-container .tab.active', { hasText: RUN_NAME }).waitFor({ timeout: 10_000 });
     frame = await dashboardPage(page);
     const view = dashboardFrame(page);
     await view.locator('.run-card .badge.status-succeeded').waitFor();

@@ -17,10 +17,11 @@ import type { RunRef } from '../../src/runsModel';
 import type { TrainingApi } from '../../src/training';
 import type { ChartData } from '../../webview/dashboard/chartApi';
 import type { InspectResult } from '../../webview/dashboard/protocol';
-import { runInHostTests, waitForEvent, type InHostTest } from './inHostRunner';
+import { runInHostTests, type InHostTest } from './inHostRunner';
+import { ARITHMETIC_SYSTEM_PROMPT, arithmeticDataset } from './tinyDatasets';
+import { startLocalBackend, startTinyRun, waitForRun } from './tinyRuns';
 
 const EXTENSION_ID = 'finetune-studio.finetune-studio';
-const SYSTEM_PROMPT = 'You answer arithmetic questions with the number only.';
 
 interface State {
   training?: TrainingApi;
@@ -33,23 +34,6 @@ interface State {
   metrics?: MetricsData[];
   checkpoints?: FineTuningJobCheckpoint[];
   inspected?: InspectResult;
-}
-
-/** 24 short conversations that share a system prompt. */
-function dataset(): Uint8Array {
-  const lines: string[] = [];
-  for (let i = 0; i < 24; i++) {
-    lines.push(
-      JSON.stringify({
-        messages: [
-          { role: 'system', content: SYSTEM_PROMPT },
-          { role: 'user', content: `What is ${i} plus ${i + 1}?` },
-          { role: 'assistant', content: `${i + i + 1}` },
-        ],
-      }),
-    );
-  }
-  return new TextEncoder().encode(`${lines.join('\n')}\n`);
 }
 
 function need<T>(value: T | undefined, what: string): T {
@@ -69,25 +53,15 @@ function series(result: InspectResult, chartId: string, key: string): ChartData[
   return found;
 }
 
-/** Waits for a run to succeed in the sidebar's model (with its checkpoints). */
+/** Waits for a run to succeed in the sidebar's model. */
 async function succeeded(training: TrainingApi, backend: string, jobId: string): Promise<void> {
-  await waitForEvent(
-    training.tree.onDidChangeTreeData,
-    () => (training.model.run(backend, jobId)?.job.status === 'succeeded' ? true : undefined),
-    `${jobId} to succeed`,
-    150_000,
-    () => JSON.stringify(training.model.run(backend, jobId)?.job.status),
-  );
+  await waitForRun(training, backend, jobId, `${jobId} to succeed`, (r) => r.job.status === 'succeeded', 150_000);
 }
 
-async function startRun(client: BackendClient, fileId: string, suffix: string, epochs: number): Promise<string> {
-  const job = await client.createJob({
-    model: 'tiny-qwen2-1m',
-    training_file: fileId,
-    suffix,
-    method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: epochs, batch_size: 2, training_type: 'lora', checkpoints: 3, eval_ratio: 0.25 } } },
-  });
-  return job.id;
+/** A run on the dashboard's dataset (uploaded now when `dataset` names it, else the file id). */
+async function startRun(client: BackendClient, dataset: string | { name: string; text: string }, suffix: string, epochs: number): Promise<{ fileId: string; jobId: string }> {
+  const { fileId, job } = await startTinyRun(client, { dataset, suffix, hyperparameters: { n_epochs: epochs, batch_size: 2, training_type: 'lora', checkpoints: 3, eval_ratio: 0.25 } });
+  return { fileId, jobId: job.id };
 }
 
 /** The metrics of a run as the backend reports them (every event, all pages). */
@@ -107,16 +81,13 @@ function tests(state: State): InHostTest[] {
         const api = await extension.activate();
         state.training = api.training;
         state.dashboards = api.dashboards;
-        await vscode.commands.executeCommand('finetune.startLocalBackend');
-        const local = api.training.backends.entries().find((e) => e.local);
-        assert.ok(local, 'no local backend after the command');
-        state.backend = local.name;
-        await waitForEvent(api.training.tree.onDidChangeTreeData, () => (api.training.model.backend(local.name)?.connection.kind === 'connected' ? true : undefined), 'the local backend to connect', 60_000);
-        const client = await api.training.backends.client(local.name);
+        const backend = await startLocalBackend(api.training, 60_000);
+        state.backend = backend;
+        const client = await api.training.backends.client(backend);
         state.client = client;
-        const file = await client.uploadFile({ name: 'dashboard.jsonl', bytes: dataset() });
-        state.fileId = file.id;
-        state.first = { backend: local.name, jobId: await startRun(client, file.id, 'dash-one', 2) };
+        const { fileId, jobId } = await startRun(client, { name: 'dashboard.jsonl', text: arithmeticDataset() }, 'dash-one', 2);
+        state.fileId = fileId;
+        state.first = { backend, jobId };
       },
     },
     {
@@ -125,7 +96,7 @@ function tests(state: State): InHostTest[] {
       async run() {
         const training = need(state.training, 'the API');
         const first = need(state.first, 'the first run');
-        await waitForEvent(training.tree.onDidChangeTreeData, () => training.model.run(first.backend, first.jobId), 'the run in the tree', 20_000);
+        await waitForRun(training, first.backend, first.jobId, 'the run in the tree');
         // The row's click: its TreeItem command.
         const backendNode = training.tree.getChildren(undefined) as unknown as { backend: string }[];
         const rows = (await training.tree.getChildren(backendNode[0] as never)) as { jobId?: string }[];
@@ -216,7 +187,7 @@ function tests(state: State): InHostTest[] {
           const shown = result.checkpoints[i];
           const sample = checkpoint.sample;
           assert.ok(sample, `checkpoint ${checkpoint.step_number} has no sample`);
-          assert.equal(shown.system, SYSTEM_PROMPT, 'the system prompt is shown');
+          assert.equal(shown.system, ARITHMETIC_SYSTEM_PROMPT, 'the system prompt is shown');
           const lastUser = sample.messages.map((m) => m.role).lastIndexOf('user');
           const prompt = sample.messages.slice(0, lastUser + 1).filter((m, j) => !(j === 0 && m.role === 'system'));
           assert.equal(shown.prompt, prompt.map((m) => m.content).join('\n'));
@@ -275,9 +246,9 @@ function tests(state: State): InHostTest[] {
         const dashboards = need(state.dashboards, 'the dashboards API');
         const client = need(state.client, 'the client');
         const first = need(state.first, 'the first run');
-        const second: RunRef = { backend: first.backend, jobId: await startRun(client, need(state.fileId, 'the file'), 'dash-two', 1) };
+        const second: RunRef = { backend: first.backend, jobId: (await startRun(client, need(state.fileId, 'the file'), 'dash-two', 1)).jobId };
         state.second = second;
-        await waitForEvent(training.tree.onDidChangeTreeData, () => training.model.run(second.backend, second.jobId), 'the second run in the tree', 20_000);
+        await waitForRun(training, second.backend, second.jobId, 'the second run in the tree');
         await succeeded(training, second.backend, second.jobId);
         // What the tree's context menu passes with two selected rows: the clicked node, then the selection.
         await vscode.commands.executeCommand('finetune.compareRuns', first, [first, second]);

@@ -5,13 +5,17 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { tinyModel } from '../../backend/engines/embedded/catalog';
 import { readSafetensors } from '../../backend/engines/embedded/model/safetensors';
 import type { FinetuneApi } from '../../src/extension';
 import type { TrainingApi } from '../../src/training';
 import { runInHostTests, waitForEvent, type InHostTest } from './inHostRunner';
+import { RESULTS_ENV } from './suites';
+import { bytesOf, doublingDataset } from './tinyDatasets';
+import { startLocalBackend, startTinyRun, waitForRun } from './tinyRuns';
 
 const EXTENSION_ID = 'finetune-studio.finetune-studio';
 
@@ -22,15 +26,6 @@ interface State {
   /** The tiny LoRA run that succeeded. */
   jobId?: string;
   statusTexts: string[];
-}
-
-/** A small dataset: twelve short conversations. */
-function dataset(): Uint8Array {
-  const lines: string[] = [];
-  for (let i = 0; i < 12; i++) {
-    lines.push(JSON.stringify({ messages: [{ role: 'user', content: `What is ${i} plus ${i}?` }, { role: 'assistant', content: `${i + i}.` }] }));
-  }
-  return new TextEncoder().encode(`${lines.join('\n')}\n`);
 }
 
 function training(state: State): TrainingApi {
@@ -60,18 +55,10 @@ function tests(state: State): InHostTest[] {
         state.api?.statusBar.onDidChange(() => {
           if (api.statusBar.visible) state.statusTexts.push(api.statusBar.text);
         });
-        await vscode.commands.executeCommand('finetune.startLocalBackend');
-        const local = api.backends.entries().find((e) => e.local);
-        assert.ok(local, 'no local entry after the command');
+        state.backend = await startLocalBackend(api, 30_000);
+        const local = api.backends.entries().find((e) => e.name === state.backend);
+        assert.ok(local?.local, 'the started backend is not the local one');
         assert.match(local.url ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
-        state.backend = local.name;
-        await waitForEvent(
-          api.tree.onDidChangeTreeData,
-          () => (api.model.backend(local.name)?.connection.kind === 'connected' ? true : undefined),
-          'the local backend to connect',
-          30_000,
-          () => JSON.stringify(api.model.backend(local.name)?.connection),
-        );
         const roots = api.tree.getChildren(undefined) as { backend?: string }[];
         assert.deepEqual(roots.map((r) => r.backend), [local.name]);
       },
@@ -84,30 +71,19 @@ function tests(state: State): InHostTest[] {
         const backend = state.backend;
         assert.ok(backend);
         const client = await api.backends.client(backend);
-        const file = await client.uploadFile({ name: 'tiny.jsonl', bytes: dataset() });
-        state.fileId = file.id;
-        const job = await client.createJob({
-          model: 'tiny-qwen2-1m',
-          training_file: file.id,
+        const { fileId, job } = await startTinyRun(client, {
+          dataset: { name: 'tiny.jsonl', text: doublingDataset() },
           suffix: 'host-run',
-          method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 1, batch_size: 2, training_type: 'lora', checkpoints: 2, eval_ratio: 0 } } },
+          hyperparameters: { n_epochs: 1, batch_size: 2, training_type: 'lora', checkpoints: 2, eval_ratio: 0 },
         });
+        state.fileId = fileId;
         const notified = waitForEvent(
           api.notifications.onDidShow,
           () => api.notifications.shown.find((n) => n.jobId === job.id),
           'the notification of the finished run',
           100_000,
         );
-        const run = await waitForEvent(
-          api.tree.onDidChangeTreeData,
-          () => {
-            const r = api.model.run(backend, job.id);
-            return r?.job.status === 'succeeded' && r.checkpoints.length >= 1 ? r : undefined;
-          },
-          'the run to succeed with checkpoints in the tree',
-          100_000,
-          () => JSON.stringify(api.model.run(backend, job.id)?.job.status),
-        );
+        const run = await waitForRun(api, backend, job.id, 'the run to succeed with checkpoints in the tree', (r) => r.job.status === 'succeeded' && r.checkpoints.length >= 1, 100_000);
         const notification = await notified;
         assert.equal(notification.status, 'succeeded');
         assert.match(notification.message, /host-run/);
@@ -120,6 +96,14 @@ function tests(state: State): InHostTest[] {
         const item = await api.tree.getTreeItem(runNode as never);
         assert.equal(item.label, 'host-run');
         assert.match(String(item.description), /tiny-qwen2-1m · succeeded/);
+        // The tooltip changes at every step (trained tokens): it is computed on hover, not with the row.
+        assert.equal(item.tooltip, undefined);
+        const resolved = await api.tree.resolveTreeItem?.(item, runNode as never, new vscode.CancellationTokenSource().token);
+        const tooltip = resolved?.tooltip;
+        assert.ok(tooltip instanceof vscode.MarkdownString, 'hovering the run shows no tooltip');
+        assert.match(tooltip.value, /\| Status \| succeeded \|/);
+        assert.ok(tooltip.value.includes(`| Run ID | ${job.id.replace(/[-_]/g, '\\$&')} |`), tooltip.value);
+        assert.match(tooltip.value, /\| Trained tokens \| [\d,]+ \|/);
         const checkpoints = (await api.tree.getChildren(runNode as never)) ?? [];
         assert.equal(checkpoints.length, run.checkpoints.length);
         state.jobId = job.id;
@@ -225,24 +209,13 @@ function tests(state: State): InHostTest[] {
         const backend = state.backend;
         assert.ok(backend && state.fileId);
         const client = await api.backends.client(backend);
-        const job = await client.createJob({
-          model: 'tiny-qwen2-1m',
-          training_file: state.fileId,
-          suffix: 'to-cancel',
-          method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 50, batch_size: 1 } } },
-        });
-        await waitForEvent(api.tree.onDidChangeTreeData, () => api.model.run(backend, job.id), 'the second run in the tree');
+        const { job } = await startTinyRun(client, { dataset: state.fileId, suffix: 'to-cancel', hyperparameters: { n_epochs: 50, batch_size: 1 } });
+        await waitForRun(api, backend, job.id, 'the second run in the tree');
         const backendNode = (api.tree.getChildren(undefined) as { backend: string }[])[0];
         const node = ((await api.tree.getChildren(backendNode as never)) as { jobId?: string }[]).find((r) => r.jobId === job.id);
         assert.ok(node);
         await vscode.commands.executeCommand('finetune.cancelRun', node);
-        await waitForEvent(
-          api.tree.onDidChangeTreeData,
-          () => (api.model.run(backend, job.id)?.job.status === 'cancelled' ? true : undefined),
-          'the run to be cancelled',
-          30_000,
-          () => String(api.model.run(backend, job.id)?.job.status),
-        );
+        await waitForRun(api, backend, job.id, 'the run to be cancelled', (r) => r.job.status === 'cancelled', 30_000);
       },
     },
     {
@@ -253,7 +226,7 @@ function tests(state: State): InHostTest[] {
         const backend = state.backend;
         assert.ok(backend);
         const client = await api.backends.client(backend);
-        const file = await client.uploadFile({ name: 'to-delete.jsonl', bytes: dataset() });
+        const file = await client.uploadFile({ name: 'to-delete.jsonl', bytes: bytesOf(doublingDataset()) });
         await vscode.commands.executeCommand('finetune.refreshBackend', { backend });
         await waitForEvent(api.tree.onDidChangeTreeData, () => api.model.file(backend, file.id), 'the file in the model after Refresh', 30_000);
         const backendNode = (api.tree.getChildren(undefined) as { backend: string }[])[0];
@@ -287,26 +260,59 @@ function tests(state: State): InHostTest[] {
         const backend = state.backend;
         assert.ok(backend);
         const client = await api.backends.client(backend);
-        const file = await client.uploadFile({ name: 'in-use.jsonl', bytes: dataset() });
-        const job = await client.createJob({
-          model: 'tiny-qwen2-1m',
-          training_file: file.id,
-          suffix: 'uses-file',
-          method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 50, batch_size: 1 } } },
-        });
+        const { fileId, job } = await startTinyRun(client, { dataset: { name: 'in-use.jsonl', text: doublingDataset() }, suffix: 'uses-file', hyperparameters: { n_epochs: 50, batch_size: 1 } });
         try {
           // The form's path: revealing the created run lists the files again.
           await api.backends.revealRun(backend, job.id);
-          assert.ok(api.model.file(backend, file.id), 'revealRun did not list the new file');
-          const shown = waitForEvent(api.fileMessages.onDidShow, () => api.fileMessages.shown.find((m) => m.fileId === file.id), 'the outcome of Delete File', 30_000);
-          await vscode.commands.executeCommand('finetune.deleteFile', { backend, fileId: file.id }, { confirm: false });
+          assert.ok(api.model.file(backend, fileId), 'revealRun did not list the new file');
+          const shown = waitForEvent(api.fileMessages.onDidShow, () => api.fileMessages.shown.find((m) => m.fileId === fileId), 'the outcome of Delete File', 30_000);
+          await vscode.commands.executeCommand('finetune.deleteFile', { backend, fileId }, { confirm: false });
           const outcome = await shown;
           assert.equal(outcome.outcome, 'in_use');
           assert.match(outcome.message, /in-use\.jsonl was not deleted: it is used by uses-file, which has not finished/);
-          assert.ok(api.model.file(backend, file.id), 'the refused file left the tree');
-          assert.equal((await client.getFile(file.id)).id, file.id);
+          assert.ok(api.model.file(backend, fileId), 'the refused file left the tree');
+          assert.equal((await client.getFile(fileId)).id, fileId);
         } finally {
           await client.cancelJob(job.id);
+        }
+      },
+    },
+    {
+      name: 'a 200-step run refreshes its tree row about once a second, not at every step',
+      timeoutMs: 150_000,
+      async run() {
+        const api = training(state);
+        const backend = state.backend;
+        assert.ok(backend);
+        const client = await api.backends.client(backend);
+        let jobId = '';
+        let changes = 0;
+        let rowRefreshes = 0;
+        const stopChanges = api.model.onChange((c) => {
+          if (c.kind === 'run' && c.jobId === jobId) changes++;
+        });
+        const rows = api.tree.onDidChangeTreeData((node) => {
+          if ((node as { kind?: string; jobId?: string } | undefined)?.jobId === jobId) rowRefreshes++;
+        });
+        try {
+          // 25 examples, batch 1, 8 epochs, nothing held out: 200 steps.
+          const { job } = await startTinyRun(client, {
+            dataset: { name: 'steps.jsonl', text: doublingDataset(25) },
+            suffix: 'two-hundred',
+            hyperparameters: { n_epochs: 8, batch_size: 1, checkpoints: 2, eval_ratio: 0 },
+          });
+          jobId = job.id;
+          const run = await waitForRun(api, backend, job.id, 'the 200-step run to succeed', (r) => r.job.status === 'succeeded', 140_000);
+          assert.equal(run.job.progress?.total_steps, 200);
+          const seconds = Math.max(1, (run.job.finished_at ?? 0) - (run.job.started_at ?? 0));
+          // The figures go beside the suite's report (the host's console is not kept to the end).
+          const figures = `a 200-step run in the extension host (${seconds} s): ${changes} model changes (the tree refreshed the row at each before), ${rowRefreshes} row refreshes now\n`;
+          await writeFile(join(dirname(process.env[RESULTS_ENV] ?? join(tmpdir(), 'x')), 'row-refreshes.txt'), figures);
+          assert.ok(changes >= 200, `only ${changes} model changes`);
+          assert.ok(rowRefreshes <= seconds + 8, `${rowRefreshes} row refreshes in ${seconds} s`);
+        } finally {
+          stopChanges();
+          rows.dispose();
         }
       },
     },
