@@ -33,6 +33,8 @@ export interface StartOptions {
   gpus?: number;
   maxUploadBytes?: number;
   python?: string;
+  /** `--allow-downloads`: the torch engine may download a base model that is not on this machine. */
+  allowDownloads?: boolean;
   /** Default: lines with a timestamp on stderr. */
   log?: Log;
   /** Runtime settings beyond the seam's (other engine scripts, hub limits), for tests. */
@@ -115,7 +117,7 @@ export async function startBackend(options: StartOptions): Promise<RunningBacken
 
   const files = await FileStore.open(options.dataDir, log);
   const adapters = await AdapterStore.open(options.dataDir, log);
-  const runtime = await openRuntime({ ...options.runtimeExtra, dataDir: options.dataDir, gpus: options.gpus, log, python: options.python });
+  const runtime = await openRuntime({ ...options.runtimeExtra, dataDir: options.dataDir, gpus: options.gpus, log, python: options.python, allowDownloads: options.allowDownloads });
   const models = new ModelCatalogue(options.dataDir, async () => await runtime.engineInfo?.('torch'));
 
   const router = new Router();
@@ -197,6 +199,7 @@ export async function runBackend(args: readonly string[], io: BackendIo = { stdo
       gpus: options.gpus,
       maxUploadBytes: options.maxUploadBytes,
       python: options.python,
+      allowDownloads: options.allowDownloads,
       log,
     });
   } catch (error) {

@@ -2,7 +2,8 @@
 // available because the engine makes them on first use, and the Qwen2 model folders found under
 // `{data}/models/` (`{data}/models/NAME/` or `{data}/models/ORG/NAME/`, id `NAME` or `ORG/NAME` as on the
 // Hugging Face hub). The folders are looked at again on every call, so a model copied in shows up without a
-// restart.
+// restart. A Qwen2.5 model that is not on the machine is trainable anyway when the backend runs with
+// `--allow-downloads` (the torch engine's `downloads_allowed`): the engine then fetches it on first use.
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -111,6 +112,16 @@ function qwenDefaults(parameters: number): Partial<Hyperparameters> {
   };
 }
 
+/** What downloading a model's weights takes, in bytes: bf16, two bytes a parameter (the tokenizer is noise beside it). */
+export function downloadBytes(c: Qwen2Config): number {
+  return parameterCount(c) * 2;
+}
+
+/** Bytes as the hub shows sizes: decimal gigabytes, one decimal. */
+function gigabytes(bytes: number): string {
+  return `about ${(bytes / 1e9).toFixed(1)} GB`;
+}
+
 /** The base models of a backend whose data folder is `dataDir`. */
 export class ModelCatalogue {
   private readonly root: string;
@@ -137,16 +148,33 @@ export class ModelCatalogue {
     return [...builtIn, ...this.qwen(torch), ...(await this.folders(torch?.available === true))];
   }
 
-  /** The Qwen2.5 Instruct sizes the torch engine trains, each available when it is on this machine and the engine can run. */
+  /**
+   * The Qwen2.5 Instruct sizes the torch engine trains, each available when the engine can run and the model is on
+   * this machine — or may be downloaded: then its `download_bytes` says how much, and the engine gets the hub id
+   * instead of a folder.
+   */
   private qwen(torch: EngineInfo | undefined): BaseModel[] {
     return QWEN_MODELS.map((m) => {
       const folder = findModelFolder(m.id, this.root);
-      let unavailable: string | undefined;
-      if (torch?.available !== true) unavailable = `The torch engine cannot run here: ${torch?.reason ?? 'it is not set up'}.`;
-      else if (folder === undefined) unavailable = `${m.id} is not on this machine: put it in ${join(this.root, ...m.id.split('/'))} or the Hugging Face cache (${hubCacheDir()}), e.g. with \`huggingface-cli download ${m.id}\`.`;
-      const extra: Partial<ModelObject> = { description: m.description, ...(unavailable === undefined ? {} : { available: false, unavailable_reason: unavailable }) };
+      const own = join(this.root, ...m.id.split('/'));
+      const bytes = downloadBytes(m.config);
+      const download = folder === undefined && torch?.available === true && torch.downloads_allowed === true;
+      let extra: Partial<ModelObject>;
+      if (torch?.available !== true) {
+        extra = { description: m.description, available: false, unavailable_reason: `The torch engine cannot run here: ${torch?.reason ?? 'it is not set up'}.` };
+      } else if (download) {
+        extra = { description: `${m.description} (downloaded from the Hugging Face hub on first use: ${gigabytes(bytes)})`, download_bytes: bytes };
+      } else if (folder === undefined) {
+        const reason =
+          `${m.id} is not on this machine: put it in ${own} or the Hugging Face cache (${hubCacheDir()}), e.g. with \`huggingface-cli download ${m.id}\`, ` +
+          `or let the backend download it on first use (${gigabytes(bytes)}): --allow-downloads, or in VS Code the setting finetune.localBackend.allowModelDownloads.`;
+        extra = { description: m.description, available: false, unavailable_reason: reason };
+      } else {
+        extra = { description: m.description };
+      }
       const model = describe(m.id, 'torch', m.config, qwenDefaults(parameterCount(m.config)), BUILT_IN_CREATED, extra, undefined, 2);
-      return { ...model, ref: { id: m.id, path: folder ?? join(this.root, ...m.id.split('/')) } };
+      // The engine's hub.py takes the folder, or the hub id to download (it looks in the cache again first).
+      return { ...model, ref: { id: m.id, path: folder ?? (download ? m.id : own) } };
     });
   }
 

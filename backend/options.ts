@@ -37,6 +37,11 @@ export interface BackendOptions {
   maxUploadBytes: number;
   /** Python for the torch engine. */
   python: string | undefined;
+  /**
+   * `--allow-downloads`: the torch engine may fetch a catalogue model that is not on this machine from the Hugging
+   * Face hub. Without it the engine runs offline (HF_HUB_OFFLINE=1), whatever the environment says.
+   */
+  allowDownloads: boolean;
   /** Print one JSON line `{"url","key"}` on stdout once listening (for a parent process), nothing else there. */
   printJson: boolean;
   help: boolean;
@@ -65,7 +70,10 @@ Options:
                           reuses it on the next start, and prints it.
   --gpus N                jobs that may run at once (default: the GPUs found, or 1 on a CPU-only machine)
   --max-upload-bytes N    largest dataset upload (default ${DEFAULT_MAX_UPLOAD_BYTES}, 2 GiB)
-  --python PATH           Python for the torch engine
+  --python PATH           Python for the torch engine (default python3): the one with torch, transformers and peft
+  --allow-downloads       let the torch engine download a Qwen2.5 model that is not on this machine from the
+                          Hugging Face hub into its cache (HF_HOME) when a job or a chat first needs it; without
+                          it the engine never reaches the network, and missing models are listed unavailable
   --print-json            print one JSON line {"url": ..., "key": ...} on stdout once listening (for a parent
                           process); logs still go to stderr
   -h, --help              show this help
@@ -95,6 +103,7 @@ export function parseBackendArgs(args: readonly string[], cwd = process.cwd(), h
     gpus: undefined,
     maxUploadBytes: DEFAULT_MAX_UPLOAD_BYTES,
     python: undefined,
+    allowDownloads: false,
     printJson: false,
     help: false,
   };
@@ -139,8 +148,14 @@ export function parseBackendArgs(args: readonly string[], cwd = process.cwd(), h
       case '--max-upload-bytes':
         options.maxUploadBytes = wholeNumber(name, value(), 1);
         break;
-      case '--python':
-        options.python = value();
+      case '--python': {
+        const python = value();
+        if (python.trim() === '') throw new OptionsError('--python expects the path or name of a Python, got an empty value.');
+        options.python = python;
+        break;
+      }
+      case '--allow-downloads':
+        options.allowDownloads = flag();
         break;
       case '--print-json':
         options.printJson = flag();

@@ -14,6 +14,7 @@ import type {
   ModelObject,
 } from '../common/api';
 import type { ChatRequestMessage, ModelRef, TrainSpec } from '../common/engineProtocol';
+import type { MetricsSlice } from './runtime/metricsTable';
 
 /** The backend's log: one line per request (HTTP layer) and per job transition (runtime), to stderr. */
 export interface Log {
@@ -104,6 +105,11 @@ export interface JobRuntime {
   cancelJob(owner: Owner, id: string): Promise<FineTuningJob | undefined>;
   /** In `seq` order, those after `afterSeq` (0: from the first); undefined when no such job. */
   listEvents(owner: Owner, id: string, afterSeq: number, limit: number): Promise<Page<FineTuningJobEvent> | undefined>;
+  /**
+   * Ours, `…/metrics`: the job's metrics events after `afterSeq` as columns, the answer's JSON text ready to send
+   * (served from a per-job columnar cache, see backend/runtime/metricsTable.ts); undefined when no such job.
+   */
+  metrics(owner: Owner, id: string, afterSeq: number): MetricsSlice | undefined;
   /** Seq of the event with that id, for `after=ftevent-…`; undefined when the job has none such. */
   eventSeq(owner: Owner, jobId: string, eventId: string): Promise<number | undefined>;
   /** Newest first (OpenAI's order); `after` is a checkpoint id. */
@@ -151,4 +157,6 @@ export interface RuntimeOptions {
   log: Log;
   /** Python for the torch engine (issue 8); unused by the embedded engine. */
   python?: string;
+  /** `--allow-downloads`: the torch engine may download a base model that is not on this machine (issue 8). */
+  allowDownloads?: boolean;
 }

@@ -329,6 +329,49 @@ export interface MetricsEvent extends EventBase {
 /** `GET /v1/fine_tuning/jobs/{id}/events`: every event of a job, in `seq` order. */
 export type FineTuningJobEvent = MessageEvent | MetricsEvent;
 
+/** One column of `…/metrics`: a MetricsData field. */
+export type MetricsColumn = keyof MetricsData;
+
+// Every MetricsData field once, in the order `…/metrics` lists them: the compiler refuses a field left out.
+const METRICS_COLUMN_ORDER: Record<MetricsColumn, null> = {
+  step: null,
+  total_steps: null,
+  epoch: null,
+  train_loss: null,
+  train_mean_token_accuracy: null,
+  valid_loss: null,
+  valid_mean_token_accuracy: null,
+  learning_rate: null,
+  grad_norm: null,
+  tokens_per_second: null,
+  elapsed: null,
+  gpu_memory: null,
+};
+
+/** Every field of MetricsData, in the order `…/metrics` lists its columns. */
+export const METRICS_COLUMNS = Object.keys(METRICS_COLUMN_ORDER) as readonly MetricsColumn[];
+
+/**
+ * Ours: `GET /v1/fine_tuning/jobs/{id}/metrics?after=`: a job's metrics events after seq `after` (0 or absent:
+ * all), as columns rather than event objects: row `i` is the event `seq[i]`, and every MetricsData field has a
+ * column with one value per row (null where that event lacks the field: `valid_*` between evaluations,
+ * `gpu_memory` on a CPU engine). What a dashboard reads a whole history with, in one request.
+ */
+export interface FineTuningJobMetrics {
+  object: 'fine_tuning.job.metrics';
+  job_id: string;
+  /**
+   * The highest seq of any event considered (messages included): a client that has read this answer continues
+   * its live stream (or `events?after=`) from here.
+   */
+  last_seq: number;
+  /** Rows: the length of `seq` and of every column. */
+  count: number;
+  columns: { step: number[] } & Record<Exclude<MetricsColumn, 'step'>, (number | null)[]>;
+  /** The seq of each row's event, ascending. */
+  seq: number[];
+}
+
 /** The checkpoint's metrics, OpenAI's names. */
 export interface CheckpointMetrics {
   step: number;
@@ -403,6 +446,12 @@ export interface ModelObject {
    * client estimates a run's duration from.
    */
   measured_tokens_per_second?: number;
+  /**
+   * Base models, ours: present when the model is not on the backend's machine but the backend may download it
+   * (`--allow-downloads`): the size of its weights (bytes, bf16), fetched from the Hugging Face hub when a job or a
+   * chat first needs it. Such a model is `available`.
+   */
+  download_bytes?: number;
 }
 
 export interface GpuInfo {
@@ -420,6 +469,8 @@ export interface EngineInfo {
   reason?: string;
   /** Whether an interrupted job can continue from its last checkpoint. */
   resumable: boolean;
+  /** Engines that load hub models (torch): whether the backend lets them download a base model that is not here. */
+  downloads_allowed?: boolean;
 }
 
 /** `GET /v1/system`. Its absence tells a client that it talks to a plain OpenAI-compatible service. */

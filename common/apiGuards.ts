@@ -18,13 +18,14 @@ import type {
   FineTuningJob,
   FineTuningJobCheckpoint,
   FineTuningJobEvent,
+  FineTuningJobMetrics,
   ListObject,
   ModelObject,
   SavedAdapter,
   ServerSocketMessage,
   SystemInfo,
 } from './api';
-import { ERROR_STATUS, JOB_STATUSES } from './api';
+import { ERROR_STATUS, JOB_STATUSES, METRICS_COLUMNS } from './api';
 
 const nullable = (type: string): object => ({ type: [type, 'null'] });
 
@@ -200,6 +201,32 @@ export const eventSchema = {
   },
 } as const;
 
+const numberOrNullColumn = { type: 'array', items: { type: ['number', 'null'] } } as const;
+
+/**
+ * `…/metrics` (ours): every MetricsData column, each an array (steps are numbers, the rest numbers or null). Equal
+ * lengths are checked after the schema (JSON Schema cannot say it); extra columns from a newer backend are kept.
+ */
+export const jobMetricsSchema = {
+  type: 'object',
+  required: ['object', 'job_id', 'last_seq', 'count', 'columns', 'seq'],
+  properties: {
+    object: { const: 'fine_tuning.job.metrics' },
+    job_id: { type: 'string' },
+    last_seq: { type: 'integer', minimum: 0 },
+    count: { type: 'integer', minimum: 0 },
+    columns: {
+      type: 'object',
+      required: [...METRICS_COLUMNS],
+      properties: {
+        ...Object.fromEntries(METRICS_COLUMNS.map((name) => [name, numberOrNullColumn])),
+        step: { type: 'array', items: { type: 'integer', minimum: 0 } },
+      },
+    },
+    seq: { type: 'array', items: { type: 'integer', minimum: 1 } },
+  },
+} as const;
+
 /** `…/checkpoints` objects. */
 export const checkpointSchema = {
   type: 'object',
@@ -259,6 +286,7 @@ export const modelSchema = {
     default_hyperparameters: hyperparametersSchema,
     description: { type: 'string' },
     measured_tokens_per_second: { type: 'number', exclusiveMinimum: 0 },
+    download_bytes: { type: 'number', minimum: 0 },
   },
 } as const;
 
@@ -271,7 +299,7 @@ export const systemSchema = {
     version: { type: 'string' },
     engines: {
       type: 'array',
-      items: { type: 'object', required: ['id', 'available', 'resumable'], properties: { id: { type: 'string' }, available: { type: 'boolean' }, reason: { type: 'string' }, resumable: { type: 'boolean' } } },
+      items: { type: 'object', required: ['id', 'available', 'resumable'], properties: { id: { type: 'string' }, available: { type: 'boolean' }, reason: { type: 'string' }, resumable: { type: 'boolean' }, downloads_allowed: { type: 'boolean' } } },
     },
     gpus: {
       type: 'array',
@@ -470,6 +498,7 @@ const chatCompletion = parser<ChatCompletion>(chatCompletionSchema, 'a chat comp
 const savedAdapter = parser<SavedAdapter>(savedAdapterSchema, 'a saved adapter');
 const savedAdapterList = parser<ListObject<SavedAdapter>>(listSchema(savedAdapterSchema), 'a list of saved adapters');
 const socketMessage = parser<ServerSocketMessage>(serverSocketMessageSchema, 'an event-socket message');
+const jobMetrics = parser<FineTuningJobMetrics>(jobMetricsSchema, "a job's metrics");
 
 /** Whether `value` is an error body (`{"error": {"message", …}}`); fills `type`, `param`, `code` when absent. */
 export const isApiErrorBody = apiErrorBody.is;
@@ -521,3 +550,23 @@ export const parseSavedAdapterList = savedAdapterList.parse;
 export const parseServerSocketMessage = socketMessage.parse;
 /** Whether `value` is a message from the `/v1/events` socket. */
 export const isServerSocketMessage = socketMessage.is;
+
+/**
+ * Checks a job's metrics (`…/metrics`): the schema, then what it cannot say: every column and `seq` hold `count`
+ * rows, and the seqs ascend up to `last_seq`. Throws ResponseShapeError naming the field at fault.
+ */
+export function parseJobMetrics(value: unknown): FineTuningJobMetrics {
+  const metrics = jobMetrics.parse(value);
+  const expected = "a job's metrics";
+  const { count } = metrics;
+  const wrong = (path: string, what: string): ResponseShapeError => new ResponseShapeError(expected, path, `The backend's answer is not ${expected}: '${path}' ${what}.`);
+  if (metrics.seq.length !== count) throw wrong('seq', `has ${metrics.seq.length} rows, not count (${count})`);
+  for (const name of METRICS_COLUMNS) {
+    const length = metrics.columns[name].length;
+    if (length !== count) throw wrong(`columns.${name}`, `has ${length} rows, not count (${count})`);
+  }
+  const seq = metrics.seq;
+  for (let i = 1; i < count; i++) if (seq[i] <= seq[i - 1]) throw wrong(`seq[${i}]`, 'does not ascend');
+  if (count > 0 && seq[count - 1] > metrics.last_seq) throw wrong('last_seq', `is below the last row's seq (${seq[count - 1]})`);
+  return metrics;
+}

@@ -16,6 +16,7 @@ import type {
   FineTuningJob,
   FineTuningJobCheckpoint,
   FineTuningJobEvent,
+  FineTuningJobMetrics,
   FinishReason,
   ListObject,
   ModelObject,
@@ -35,6 +36,7 @@ import {
   parseFileObject,
   parseJob,
   parseJobList,
+  parseJobMetrics,
   parseModel,
   parseModelList,
   parseSavedAdapter,
@@ -365,6 +367,15 @@ export class BackendClient {
       if (!page.has_more || last === undefined || last.seq <= after) return all;
       after = last.seq;
     }
+  }
+
+  /**
+   * `GET …/metrics?after=` (ours): the job's metrics events after seq `after` (all when absent) as columns, and the
+   * last seq the backend had, in one answer. A backend from before the route answers 404 with the code
+   * `unknown_route` (a missing job's 404 has `job_not_found`): read `…/events` pages from such a one.
+   */
+  async getMetrics(jobId: string, after?: number, options: { signal?: AbortSignal } = {}): Promise<FineTuningJobMetrics> {
+    return await this.json({ method: 'GET', path: `/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}/metrics`, query: { after }, signal: options.signal }, parseJobMetrics);
   }
 
   /** `GET …/checkpoints`: one page. */

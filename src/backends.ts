@@ -2,18 +2,18 @@
 // user chose it, and the one `npm start` runs (FINETUNE_BACKEND_URL/KEY); API keys in SecretStorage. For each
 // backend one BackendClient, and — once the runs view is shown or a command needs it — one connection that fills
 // the RunsModel from `listJobs` and keeps it current with a JobEventStream following every job, and lists the
-// backend's uploaded files (again after the form uploads one: the stream carries no file events).
+// backend's uploaded files (again after the form uploads one: the stream carries no file events). The local
+// backend starts with `finetune.localBackend.*`; when those change while it runs it restarts at once if no job
+// runs on it, else once its running jobs end (or now, when the user chooses: the jobs resume after the restart).
 import * as vscode from 'vscode';
 import type { FileObject, FineTuningJob } from '../common/api';
 import { BackendClient } from './backendClient';
 import { BackendError } from './backendErrors';
 import { JobEventStream } from './backendEvents';
 import type { BackendEntry, BackendRegistry } from './backendRegistry';
-import { LocalBackend, LocalBackendError } from './localBackend';
+import { BACKENDS_SETTING, Config } from './config';
+import { LocalBackend, LocalBackendError, sameLaunch, type LocalBackendLaunch } from './localBackend';
 import type { RunsModel } from './runsModel';
-
-/** The settings section of the remote backends. */
-export const BACKENDS_SETTING = 'finetune.backends';
 /** globalState key: the user chose the local backend. */
 const LOCAL_CHOSEN_KEY = 'finetune.localBackendChosen';
 const ENV_URL = 'FINETUNE_BACKEND_URL';
@@ -32,7 +32,12 @@ export interface BackendsDeps {
   model: RunsModel;
   /** Called to show a backend's failure to the user (once per failure, see Training). */
   onFailure(backend: string, error: BackendError): void;
+  /** The extension's settings; without it the registry reads them through a Config of its own. */
+  config?: Config;
 }
+
+/** What became of changed local-backend settings (for logs and tests). */
+export type LocalSettingsOutcome = 'unchanged' | 'not-running' | 'restarted' | 'pending' | 'failed';
 
 /** What one backend is, with where its key comes from. */
 interface Entry extends BackendEntry {
@@ -59,9 +64,8 @@ export function urlProblem(text: string): string | undefined {
   return undefined;
 }
 
-/** Reads `finetune.backends`, keeping well-formed items with unique names (the rest are logged). */
-export function readBackendSettings(log: vscode.LogOutputChannel): BackendSetting[] {
-  const raw = vscode.workspace.getConfiguration().get<unknown>(BACKENDS_SETTING);
+/** Checks `finetune.backends` (`raw`, as the settings hold it), keeping well-formed items with unique names (the rest are logged). */
+export function readBackendSettings(raw: unknown, log: vscode.LogOutputChannel): BackendSetting[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) {
     log.warn(`${BACKENDS_SETTING} should be a list of {name, url}; ignored.`);
@@ -100,14 +104,23 @@ export class Backends implements BackendRegistry, vscode.Disposable {
   private readonly connections = new Map<string, Connection>();
   private readonly connecting = new Map<string, Promise<void>>();
   private readonly scope: vscode.Disposable;
+  private readonly config: Config;
+  /** The local backend's settings changed while jobs ran on it: restart once they end. */
+  private restartPending = false;
+  /** The settings being applied: one at a time, so that two jobs ending together restart it once. */
+  private applying: Promise<LocalSettingsOutcome> | undefined;
 
   constructor(private readonly deps: BackendsDeps) {
     this.onDidChange = this.changed.event;
     const storage = deps.extension.globalStorageUri.fsPath;
+    this.config = deps.config ?? new Config();
+    // A Config made here is disposed with the registry.
+    const ownConfig = this.config === deps.config ? undefined : this.config;
     this.local = new LocalBackend({
       script: vscode.Uri.joinPath(deps.extension.extensionUri, 'dist', 'backend.js').fsPath,
       dataDir: `${storage}/backend`,
       log: deps.log,
+      launch: () => this.localLaunch(),
     });
     this.local.onUnexpectedExit((why) => {
       this.disconnect(Backends.LOCAL_NAME);
@@ -116,10 +129,123 @@ export class Backends implements BackendRegistry, vscode.Disposable {
       deps.onFailure(Backends.LOCAL_NAME, error);
       this.changed.fire();
     });
-    this.scope = vscode.workspace.onDidChangeConfiguration((event) => {
-      if (event.affectsConfiguration(BACKENDS_SETTING)) this.reload();
-    });
+    this.scope = vscode.Disposable.from(
+      ...(ownConfig !== undefined ? [ownConfig] : []),
+      this.config.onDidChangeBackends(() => this.reload()),
+      this.config.onDidChangeLocalBackend(() => void this.applyLocalSettings()),
+      // Settings that changed while jobs ran apply once the last of them ends.
+      new vscode.Disposable(
+        deps.model.onFinished((finished) => {
+          if (this.restartPending && finished.run.backend === Backends.LOCAL_NAME) void this.applyLocalSettings();
+        }),
+      ),
+    );
     this.reload();
+  }
+
+  /** What the local backend is to be started with now. */
+  private localLaunch(): LocalBackendLaunch {
+    const settings = this.config.localBackend;
+    return { python: settings.python, allowDownloads: settings.allowModelDownloads };
+  }
+
+  /**
+   * Brings the running local backend in line with its settings: nothing when it is not running or already
+   * matches; a restart when no job runs on it; else a notice that the settings apply once its running jobs end,
+   * with "Restart Now" (after a warning: the running jobs are interrupted and resume from their last checkpoint).
+   */
+  applyLocalSettings(): Promise<LocalSettingsOutcome> {
+    return this.oneAtATime(() => this.doApplyLocalSettings());
+  }
+
+  /** Runs `work` after whatever restart or settings check is under way. */
+  private oneAtATime(work: () => Promise<LocalSettingsOutcome>): Promise<LocalSettingsOutcome> {
+    const next = (this.applying ?? Promise.resolve()).then(work);
+    this.applying = next.catch(() => 'failed' as const);
+    return next;
+  }
+
+  private async doApplyLocalSettings(): Promise<LocalSettingsOutcome> {
+    const started = this.local.launch;
+    if (!this.local.running || started === undefined) {
+      this.restartPending = false;
+      return 'not-running';
+    }
+    if (sameLaunch(started, this.localLaunch())) {
+      this.restartPending = false;
+      return 'unchanged';
+    }
+    let running: number;
+    try {
+      running = await this.localRunningJobs();
+    } catch (error) {
+      this.deps.log.warn(`The local backend's settings changed, but its jobs could not be listed: ${error instanceof Error ? error.message : String(error)}`);
+      return 'failed';
+    }
+    if (running === 0) {
+      await this.restartLocal();
+      return 'restarted';
+    }
+    const wasPending = this.restartPending;
+    this.restartPending = true;
+    // Followed live, the jobs' ends reach onFinished, which brings the restart.
+    void this.connect(Backends.LOCAL_NAME);
+    this.deps.log.info(`The local backend's settings changed; it restarts once its ${running} running job(s) end.`);
+    // One notice per change of settings, not one per finished job.
+    if (!wasPending) void this.offerRestart(running);
+    return 'pending';
+  }
+
+  private async offerRestart(running: number): Promise<void> {
+    const restartNow = vscode.l10n.t('Restart Now');
+    const choice = await vscode.window.showInformationMessage(
+      running === 1
+        ? vscode.l10n.t('The new local backend settings apply when its running job ends.')
+        : vscode.l10n.t('The new local backend settings apply when its {0} running jobs end.', running),
+      restartNow,
+    );
+    if (choice !== restartNow || !this.restartPending) return;
+    const restart = vscode.l10n.t('Restart');
+    const confirmed = await vscode.window.showWarningMessage(
+      vscode.l10n.t('Restart the local backend now?'),
+      {
+        modal: true,
+        detail: vscode.l10n.t('Running jobs are interrupted and continue from their last checkpoint once the backend is back (a job without a checkpoint starts over).'),
+      },
+      restart,
+    );
+    if (confirmed !== restart) return;
+    await this.oneAtATime(async () => {
+      if (!this.restartPending) return 'unchanged';
+      await this.restartLocal();
+      return 'restarted';
+    });
+  }
+
+  /** Running jobs on the local backend, as it says itself (the sidebar may not follow it). */
+  private async localRunningJobs(): Promise<number> {
+    const client = await this.clientOf(Backends.LOCAL_NAME, false);
+    let running = 0;
+    for await (const job of client.allJobs(100)) if (job.status === 'running') running++;
+    return running;
+  }
+
+  /** Stops the local backend and starts it with the current settings; its runs are listed again. */
+  private async restartLocal(): Promise<void> {
+    this.restartPending = false;
+    const wasConnected = this.connections.has(Backends.LOCAL_NAME);
+    this.disconnect(Backends.LOCAL_NAME);
+    this.clients.delete(Backends.LOCAL_NAME);
+    this.deps.log.info('Restarting the local backend with its new settings.');
+    await this.local.stop();
+    try {
+      if (wasConnected) await this.refresh(Backends.LOCAL_NAME, false);
+      else await this.local.start();
+    } catch (error) {
+      // A start that fails shows in the tree and through onFailure (doConnect); here only the direct start's.
+      this.deps.log.error(`The local backend did not start again: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    this.changed.fire();
   }
 
   entries(): readonly BackendEntry[] {
@@ -147,7 +273,7 @@ export class Backends implements BackendRegistry, vscode.Disposable {
     const envUrl = process.env[ENV_URL];
     if (envUrl !== undefined && envUrl !== '' && process.env[ENV_KEY] !== undefined) entries.push({ name: Backends.ENV_NAME, url: envUrl, local: true, kind: 'env' });
     if (this.deps.extension.globalState.get<boolean>(LOCAL_CHOSEN_KEY) === true) entries.push({ name: Backends.LOCAL_NAME, url: undefined, local: true, kind: 'local' });
-    for (const setting of readBackendSettings(this.deps.log)) {
+    for (const setting of readBackendSettings(this.config.backends, this.deps.log)) {
       if (entries.some((e) => e.name === setting.name)) {
         this.deps.log.warn(`${BACKENDS_SETTING}: "${setting.name}" is a built-in backend's name; ignored.`);
         continue;
@@ -283,9 +409,7 @@ export class Backends implements BackendRegistry, vscode.Disposable {
     });
     if (url === undefined) return undefined;
     const trimmedName = name.trim();
-    const settings = vscode.workspace.getConfiguration();
-    const current = readRawSettings();
-    await settings.update(BACKENDS_SETTING, [...current, { name: trimmedName, url: url.trim().replace(/\/+$/, '') }], vscode.ConfigurationTarget.Global);
+    await this.config.setUserBackends([...this.config.userBackends, { name: trimmedName, url: url.trim().replace(/\/+$/, '') }]);
     this.reload();
     await this.askKey(trimmedName);
     return trimmedName;
@@ -302,8 +426,8 @@ export class Backends implements BackendRegistry, vscode.Disposable {
       await this.local.stop();
     } else if (entry.kind === 'remote') {
       await this.deps.extension.secrets.delete(secretKey(name, entry.url ?? ''));
-      const remaining = readRawSettings().filter((item) => (item as { name?: unknown } | null)?.name !== name);
-      await vscode.workspace.getConfiguration().update(BACKENDS_SETTING, remaining, vscode.ConfigurationTarget.Global);
+      const remaining = this.config.userBackends.filter((item) => (item as { name?: unknown } | null)?.name !== name);
+      await this.config.setUserBackends(remaining);
     } else {
       void vscode.window.showInformationMessage(vscode.l10n.t('{0} comes from the environment (npm start) and cannot be removed here.', name));
       return;
@@ -449,9 +573,3 @@ function secretKey(name: string, url: string): string {
   return `finetune.apiKey:${name}:${url}`;
 }
 
-/** `finetune.backends` of the user settings as stored (malformed items kept: removing one must not drop others). */
-function readRawSettings(): unknown[] {
-  const inspected = vscode.workspace.getConfiguration().inspect<unknown>(BACKENDS_SETTING);
-  const value = inspected?.globalValue;
-  return Array.isArray(value) ? [...(value as unknown[])] : [];
-}

@@ -1,8 +1,11 @@
 // The run dashboard's logic, free of vscode so that the unit tests load it under plain Node: a run's metrics as a
-// columnar table built from its events (deduplicated by seq, batched for the webview), the header's view (progress,
-// ETA, the settings used), the checkpoints' view (the sample split into system prompt, prompt, reference and
-// answer), and the CSV export.
-import type { FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent, MetricsData } from '../common/api';
+// columnar table built from its history (one `…/metrics` answer, or `…/events` pages from a backend without that
+// route) and its live events (deduplicated by seq, batched for the webview), the header's view (progress, ETA, the
+// settings used), the checkpoints' view (the sample split into system prompt, prompt, reference and answer), and
+// the CSV export.
+import type { FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent, FineTuningJobMetrics, MetricsData } from '../common/api';
+import type { BackendClient } from './backendClient';
+import { BackendError } from './backendErrors';
 import { isFinal } from './runsModel';
 import { formatCount } from './format';
 import { l10n } from './l10n';
@@ -57,6 +60,36 @@ export class MetricsTable {
   }
 
   /**
+   * Applies a `…/metrics` answer (its rows, then its `last_seq`) with the same rules as `apply`: rows whose seq
+   * was seen already or whose step does not move forward are skipped. The columns are appended as they are, with
+   * no event object per row. Returns the rows added.
+   */
+  applyColumns(metrics: FineTuningJobMetrics): number {
+    const { seq, columns } = metrics;
+    // First the rows to take, then each column copied in a loop of its own (one source and one target array per
+    // loop, rather than eleven of each per row).
+    const rows = new Int32Array(metrics.count);
+    let added = 0;
+    let previous = this.step.at(-1) ?? Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < metrics.count; i++) {
+      const step = columns.step[i];
+      if (seq[i] <= this.lastSeq || step <= previous) continue;
+      rows[added++] = i;
+      previous = step;
+    }
+    const copy = (target: number[], source: readonly (number | null)[]): void => {
+      for (let r = 0; r < added; r++) target.push(numberOrNaN(source[rows[r]]));
+    };
+    copy(this.step, columns.step);
+    copy(this.time, columns.elapsed);
+    copy(this.epoch, columns.epoch);
+    for (const field of METRIC_FIELDS) copy(this.values[field], columns[field]);
+    this.lastSeq = Math.max(this.lastSeq, metrics.last_seq);
+    if (added > 0) this.last = metricsRow(metrics, rows[added - 1]);
+    return added;
+  }
+
+  /**
    * The rows not handed out yet (at most `maxRows` of them), columnar (see MetricsBatch); undefined when none.
    */
   takeBatch(maxRows = 20_000): Omit<MetricsBatch, 'run'> | undefined {
@@ -81,6 +114,131 @@ export class MetricsTable {
     }
     return { step: Float64Array.from(this.step.slice(from, to)), time: Float64Array.from(this.time.slice(from, to)), values };
   }
+}
+
+function numberOrNaN(value: number | null | undefined): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : Number.NaN;
+}
+
+/** Row `i` of a `…/metrics` answer as the metrics event's data it came from (optional fields only where given). */
+function metricsRow(metrics: FineTuningJobMetrics, i: number): MetricsData {
+  const c = metrics.columns;
+  const data: MetricsData = {
+    step: c.step[i],
+    total_steps: c.total_steps[i] ?? 0,
+    epoch: numberOrNaN(c.epoch[i]),
+    train_loss: numberOrNaN(c.train_loss[i]),
+    train_mean_token_accuracy: numberOrNaN(c.train_mean_token_accuracy[i]),
+    learning_rate: numberOrNaN(c.learning_rate[i]),
+    grad_norm: numberOrNaN(c.grad_norm[i]),
+    tokens_per_second: numberOrNaN(c.tokens_per_second[i]),
+    elapsed: numberOrNaN(c.elapsed[i]),
+  };
+  const validLoss = c.valid_loss[i];
+  const validAccuracy = c.valid_mean_token_accuracy[i];
+  const gpuMemory = c.gpu_memory[i];
+  if (validLoss !== null) data.valid_loss = validLoss;
+  if (validAccuracy !== null) data.valid_mean_token_accuracy = validAccuracy;
+  if (gpuMemory !== null) data.gpu_memory = gpuMemory;
+  return data;
+}
+
+/** What reading a run's history needs of a backend's client. */
+export type HistoryClient = Pick<BackendClient, 'url' | 'getMetrics' | 'listEvents'>;
+
+/** How a history (or a catch-up after a gap) was read. */
+export interface HistoryRead {
+  /** One `…/metrics` answer, or `…/events` pages (a backend without the metrics route). */
+  via: 'metrics' | 'events';
+  /** Metrics rows (via metrics) or events (via events) that came. */
+  read: number;
+  /** This read found out that the backend has no metrics route (it is not asked again). */
+  fellBack: boolean;
+}
+
+/** What a history read is told. */
+export interface HistoryReadOptions {
+  /** The job's last seq as last known (its `last_event_seq`): events pages up to it are asked for a few at once. */
+  knownLastSeq: number;
+  /** Whether to stop between pages (the dashboard closed). */
+  stopped: () => boolean;
+  /** Called whenever rows were added (the dashboard sends them on). */
+  onRows: () => void;
+}
+
+/** Events per page (the backend's maximum), and pages read at once while catching up on a long history. */
+export const EVENTS_PAGE_SIZE = 1000;
+const PARALLEL_PAGES = 4;
+
+/**
+ * Reads runs' histories into their tables: everything after the table's last seq in ONE `…/metrics` request, or,
+ * from a backend that answers that route with a 404 other than "no such job" (one from before the route, or
+ * another OpenAI-compatible service), in `…/events` pages. Which backends lack the route is found out once per
+ * backend (by URL) and remembered, so an older backend costs one 404, not one per dashboard.
+ */
+export class HistoryReader {
+  private readonly withoutMetrics = new Set<string>();
+
+  /** Reads what `table` lacks of the job's history (everything the first time). */
+  async read(client: HistoryClient, jobId: string, table: MetricsTable, options: HistoryReadOptions): Promise<HistoryRead> {
+    let fellBack = false;
+    if (!this.withoutMetrics.has(client.url)) {
+      try {
+        const metrics = await client.getMetrics(jobId, table.lastSeq);
+        if (table.applyColumns(metrics) > 0) options.onRows();
+        return { via: 'metrics', read: metrics.count, fellBack };
+      } catch (error) {
+        if (!isMissingRoute(error)) throw error;
+        this.withoutMetrics.add(client.url);
+        fellBack = true;
+      }
+    }
+    return { via: 'events', read: await readEventPages(client, jobId, table, options), fellBack };
+  }
+
+  /** Whether the backend at `url` was found to lack the metrics route. */
+  lacksMetrics(url: string): boolean {
+    return this.withoutMetrics.has(url);
+  }
+}
+
+/** A 404 that is about the route, not the job: the backend does not know `…/metrics`. */
+function isMissingRoute(error: unknown): boolean {
+  return BackendError.is(error) && error.reason === 'http' && error.status === 404 && error.details.apiError?.code !== 'job_not_found';
+}
+
+/**
+ * Reads the events after the table's last seq, in `…/events` pages, into the table; returns how many came. What
+ * HistoryReader falls back to, exported for the benchmark that compares the two (bench/metrics.bench.ts).
+ */
+export async function readEventPages(client: HistoryClient, jobId: string, table: MetricsTable, options: HistoryReadOptions): Promise<number> {
+  let after = table.lastSeq;
+  let read = 0;
+  const applyPage = (events: readonly FineTuningJobEvent[]): void => {
+    for (const event of events) table.apply(event);
+    read += events.length;
+    options.onRows();
+  };
+  // A numbering backend numbers events 1, 2, 3… without gaps, so the pages up to the job's last seq can be asked
+  // for at once (a few at a time) rather than one after the other; they are applied in order.
+  const known = options.knownLastSeq;
+  while (!options.stopped() && known - after > EVENTS_PAGE_SIZE) {
+    const starts: number[] = [];
+    for (let k = 0; k < PARALLEL_PAGES && after + k * EVENTS_PAGE_SIZE < known; k++) starts.push(after + k * EVENTS_PAGE_SIZE);
+    const pages = await Promise.all(starts.map((start) => client.listEvents(jobId, start, EVENTS_PAGE_SIZE)));
+    for (const page of pages) applyPage(page.data);
+    const last = pages.at(-1)?.data.at(-1)?.seq;
+    if (last === undefined || last <= after) break;
+    after = last;
+  }
+  for (;;) {
+    const page = await client.listEvents(jobId, after, EVENTS_PAGE_SIZE);
+    applyPage(page.data);
+    const last = page.data.at(-1);
+    if (options.stopped() || !page.has_more || last === undefined || last.seq <= after) break;
+    after = last.seq;
+  }
+  return read;
 }
 
 /**

@@ -1,9 +1,10 @@
 // The run dashboard (issue 7): one webview panel per run (or per set of compared runs) with the run's header,
 // live charts of every metric (webview/dashboard/), and its checkpoints with their samples. History comes from the
-// backend (`listEvents` pages), what follows from the sidebar's live stream (`RunsModel.onEvent`), deduplicated by
-// seq; a gap (or no stream at all) is filled by reading the events after the last seq seen. The host keeps every
-// point (src/dashboardModel.ts MetricsTable) and sends the webview columnar batches at most every 100 ms; a
-// reloaded webview gets everything again. The host side of webview/dashboard/protocol.ts.
+// backend in one `…/metrics` answer of columns (or `…/events` pages from a backend without that route:
+// src/dashboardModel.ts HistoryReader), what follows from the sidebar's live stream (`RunsModel.onEvent`),
+// deduplicated by seq; a gap (or no stream at all) is filled by reading what came after the last seq seen. The
+// host keeps every point (src/dashboardModel.ts MetricsTable) and sends the webview columnar batches at most every
+// 100 ms; a reloaded webview gets everything again. The host side of webview/dashboard/protocol.ts.
 import { writeFile } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import type { FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent } from '../common/api';
@@ -32,9 +33,8 @@ import {
 import type { BackendClient } from './backendClient';
 import type { BackendRegistry } from './backendRegistry';
 import type { CommandFactory } from './commands';
-import { checkpointView, exportFileName, headerView, MetricsTable, metricsCsv } from './dashboardModel';
+import { checkpointView, exportFileName, headerView, HistoryReader, MetricsTable, metricsCsv } from './dashboardModel';
 import { dashboardStrings } from './dashboardStrings';
-import { displayLanguage } from './l10n';
 import { isFinal, runRefOf, type RunRef, type RunsModel } from './runsModel';
 import { runLabel, shortJobId } from './runsText';
 import { webviewPageHtml, webviewPanelOptions } from './webviewPage';
@@ -80,6 +80,8 @@ export class DashboardPanels implements vscode.Disposable {
   readonly api: DashboardsApi;
   private readonly panels = new Map<string, DashboardPanel>();
   private readonly registrations: vscode.Disposable[] = [];
+  /** Shared by the panels: which backends lack the metrics route is found out once per backend. */
+  private readonly history = new HistoryReader();
 
   constructor(readonly deps: DashboardDeps) {
     this.api = {
@@ -136,7 +138,7 @@ export class DashboardPanels implements vscode.Disposable {
   private adopt(webviewPanel: vscode.WebviewPanel, runs: readonly RunRef[], settings: ChartSettings | undefined): DashboardPanel {
     webviewPanel.webview.options = this.webviewOptions();
     const key = panelKey(runs);
-    const panel = new DashboardPanel(webviewPanel, this.deps, runs, settings);
+    const panel = new DashboardPanel(webviewPanel, this.deps, this.history, runs, settings);
     this.panels.get(key)?.close();
     this.panels.set(key, panel);
     webviewPanel.onDidDispose(() => {
@@ -207,9 +209,6 @@ interface RunData {
   lastNews: number;
 }
 
-/** Events per page (the backend's maximum), and pages read at once while catching up on a long history. */
-const PAGE_SIZE = 1000;
-const PARALLEL_PAGES = 4;
 /** How often the host sends the webview what arrived (ms): at most 10 messages a second, never one per point. */
 const FLUSH_MS = 100;
 /** A run that is not final and heard nothing for this long is polled (the stream may not be connected). */
@@ -233,6 +232,7 @@ class DashboardPanel {
   constructor(
     private readonly panel: vscode.WebviewPanel,
     private readonly deps: DashboardDeps,
+    private readonly history: HistoryReader,
     refs: readonly RunRef[],
     settings: ChartSettings | undefined,
   ) {
@@ -366,7 +366,7 @@ class DashboardPanel {
     };
   }
 
-  /** Reads a run's events after the last seq seen (all of them the first time), then its checkpoints. */
+  /** Reads what a run's table lacks of its history (all of it the first time; its checkpoints too). */
   private async load(run: RunData, first: boolean): Promise<void> {
     // One reader per run: two would race on the table's last seq (live events meanwhile wait in the buffer).
     if (!first && run.loading) return;
@@ -379,36 +379,18 @@ class DashboardPanel {
         run.job ??= await client.getJob(run.ref.jobId);
         void this.loadCheckpoints(run, client);
       }
-      let after = run.table.lastSeq;
       const started = Date.now();
-      let read = 0;
-      // Our backend numbers events 1, 2, 3… without gaps, so the pages up to the job's last seq can be asked for at
-      // once (a few at a time) rather than one after the other; they are applied in order.
-      const known = run.job?.last_event_seq ?? 0;
-      while (!this.disposed && known - after > PAGE_SIZE) {
-        const starts: number[] = [];
-        for (let k = 0; k < PARALLEL_PAGES && after + k * PAGE_SIZE < known; k++) starts.push(after + k * PAGE_SIZE);
-        const pages = await Promise.all(starts.map((start) => client.listEvents(run.ref.jobId, start, PAGE_SIZE)));
-        for (const page of pages) for (const event of page.data) run.table.apply(event);
-        read += pages.reduce((sum, page) => sum + page.data.length, 0);
-        this.scheduleFlush();
-        const last = pages.at(-1)?.data.at(-1)?.seq;
-        if (last === undefined || last <= after) break;
-        after = last;
-      }
-      for (;;) {
-        const page = await client.listEvents(run.ref.jobId, after, PAGE_SIZE);
-        for (const event of page.data) run.table.apply(event);
-        read += page.data.length;
-        this.scheduleFlush();
-        const last = page.data.at(-1);
-        if (this.disposed || !page.has_more || last === undefined || last.seq <= after) break;
-        after = last.seq;
-      }
-      this.deps.log.info(`Dashboard: ${read} events of ${run.ref.jobId} read in ${Date.now() - started} ms.`);
+      const read = await this.history.read(client, run.ref.jobId, run.table, {
+        knownLastSeq: run.job?.last_event_seq ?? 0,
+        stopped: () => this.disposed,
+        onRows: () => this.scheduleFlush(),
+      });
+      if (read.fellBack) this.deps.log.info(`Dashboard: the backend at ${client.url} has no metrics route (an older backend); reading event pages instead.`);
+      const what = read.via === 'metrics' ? 'metrics rows' : 'events';
+      this.deps.log.info(`Dashboard: ${read.read} ${what} of ${run.ref.jobId} read in ${Date.now() - started} ms.`);
     } catch (error) {
       run.loadError = error instanceof Error ? error.message : String(error);
-      this.deps.log.warn(`Dashboard: the events of ${run.ref.jobId} on ${run.ref.backend} could not be read: ${run.loadError}`);
+      this.deps.log.warn(`Dashboard: the history of ${run.ref.jobId} on ${run.ref.backend} could not be read: ${run.loadError}`);
     }
     const buffered = run.buffer.splice(0).sort((a, b) => a.seq - b.seq);
     for (const event of buffered) run.table.apply(event);
@@ -628,7 +610,8 @@ class DashboardPanel {
       script: 'dist/webview/dashboard.js',
       styles: ['dist/webview/dashboard.css', 'media/dashboard.css'],
       title: this.panel.title,
-      lang: displayLanguage(),
+      // The display language, as the form and the chat set it (the webview's strings come translated in it).
+      lang: vscode.env.language,
     });
   }
 }

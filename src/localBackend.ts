@@ -1,9 +1,13 @@
 // The embedded local backend: `dist/backend.js` run by the extension host's own Node (ELECTRON_RUN_AS_NODE),
 // on a free loopback port, its data in the extension's global storage. It prints one JSON line `{"url","key"}`
 // once it listens; the key stays in memory. Started on demand, started again if it died, stopped on deactivate.
+// How it starts (the torch engine's Python, whether it may download models) is read at each start, so that a
+// restart picks up changed settings; `launch` says what the running process was started with.
 // No `vscode` import: the unit tests start it under plain Node.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 
 /** Why the local backend is not available. */
 export type LocalBackendErrorReason = 'missing' | 'start-failed' | 'timeout';
@@ -36,6 +40,36 @@ export interface LocalBackendLog {
   error(message: string): void;
 }
 
+/** The backend's options that come from the user's settings (`finetune.localBackend.*`). */
+export interface LocalBackendLaunch {
+  /** `--python`: the Python of the torch engine; undefined: the backend's default (`python3`). */
+  python?: string;
+  /** `--allow-downloads`. */
+  allowDownloads?: boolean;
+}
+
+/**
+ * A Python setting as the backend needs it: `~` expanded, a relative path (`.venv/bin/python`) taken from the first
+ * workspace folder, a bare command (`python3.11`) left for the PATH; empty means the default.
+ */
+export function resolvePythonSetting(raw: unknown, workspaceFolder: string | undefined, home = homedir()): string | undefined {
+  const text = typeof raw === 'string' ? raw.trim() : '';
+  if (text === '') return undefined;
+  if (text === '~' || text.startsWith('~/')) return join(home, text.slice(1));
+  if (isAbsolute(text) || !/[\\/]/.test(text)) return text;
+  return workspaceFolder === undefined ? text : join(workspaceFolder, text);
+}
+
+/** The command-line options of a launch, after `--port 0 --data DIR --print-json`. */
+export function launchArgs(launch: LocalBackendLaunch): string[] {
+  return [...(launch.python !== undefined && launch.python !== '' ? ['--python', launch.python] : []), ...(launch.allowDownloads === true ? ['--allow-downloads'] : [])];
+}
+
+/** Whether two launches start the same backend. */
+export function sameLaunch(a: LocalBackendLaunch, b: LocalBackendLaunch): boolean {
+  return launchArgs(a).join('\0') === launchArgs(b).join('\0');
+}
+
 /** How to start it. */
 export interface LocalBackendOptions {
   /** `dist/backend.js` of the extension. */
@@ -47,6 +81,8 @@ export interface LocalBackendOptions {
   execPath?: string;
   /** How long to wait for the JSON line (default 30 s). */
   startTimeoutMs?: number;
+  /** The settings to start with, read at every start (default: none, the backend's defaults). */
+  launch?: () => LocalBackendLaunch;
 }
 
 const STDERR_TAIL_LINES = 20;
@@ -55,6 +91,7 @@ const STDERR_TAIL_LINES = 20;
 export class LocalBackend {
   private child: ChildProcess | undefined;
   private endpointNow: LocalEndpoint | undefined;
+  private launchNow: LocalBackendLaunch | undefined;
   private starting: Promise<LocalEndpoint> | undefined;
   private readonly stderrTail: string[] = [];
   private readonly exitListeners = new Set<(why: string) => void>();
@@ -69,6 +106,11 @@ export class LocalBackend {
   /** The process id while it runs (for logs and tests). */
   get pid(): number | undefined {
     return this.endpointNow ? this.child?.pid : undefined;
+  }
+
+  /** What the running (or starting) process was started with; undefined when none is. */
+  get launch(): LocalBackendLaunch | undefined {
+    return this.child !== undefined ? this.launchNow : undefined;
   }
 
   /** Whether it runs now. */
@@ -97,7 +139,9 @@ export class LocalBackend {
       return Promise.reject(new LocalBackendError('missing', `The local backend is missing from the extension (${script}); reinstall Finetune Studio.`));
     }
     this.stderrTail.length = 0;
-    const child = spawn(this.options.execPath ?? process.execPath, [script, '--port', '0', '--data', dataDir, '--print-json'], {
+    const launch = { ...(this.options.launch?.() ?? {}) };
+    this.launchNow = launch;
+    const child = spawn(this.options.execPath ?? process.execPath, [script, '--port', '0', '--data', dataDir, '--print-json', ...launchArgs(launch)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       // Inside VS Code the executable is Electron: this makes it behave as plain Node.
       env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
@@ -169,7 +213,8 @@ export class LocalBackend {
         settled = true;
         clearTimeout(timer);
         this.endpointNow = { url: parsed.url, key: parsed.key };
-        log.info(`Local backend listening on ${parsed.url} (data in ${dataDir}).`);
+        const how = [launch.python !== undefined ? `torch engine Python ${launch.python}` : '', launch.allowDownloads === true ? 'model downloads allowed' : ''].filter((t) => t !== '');
+        log.info(`Local backend listening on ${parsed.url} (data in ${dataDir}${how.map((t) => `; ${t}`).join('')}).`);
         resolve(this.endpointNow);
       });
     });

@@ -513,6 +513,7 @@ function modelChoice(m: ModelObject): Choice {
   if (m.parameters !== undefined) parts.push(vscode.l10n.t('{0} parameters', parametersText(m.parameters)));
   if (m.memory_required !== undefined) parts.push(vscode.l10n.t('needs {0}', bytesText(m.memory_required)));
   if (m.context_length !== undefined) parts.push(vscode.l10n.t('context {0}', m.context_length));
+  if (m.download_bytes !== undefined) parts.push(vscode.l10n.t('downloaded on first use ({0})', bytesText(m.download_bytes)));
   if (m.available === false) parts.push(vscode.l10n.t('not available: {0}', m.unavailable_reason ?? ''));
   const choice: Choice = { value: m.id, label: m.id, detail: parts.join(' · ') };
   if (m.available === false) choice.disabled = true;

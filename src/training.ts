@@ -65,6 +65,7 @@ export class Training implements vscode.Disposable {
     this.backends = new Backends({
       extension: deps.extension,
       log: deps.log,
+      config: deps.config,
       model: this.model,
       onFailure: (backend, error) => this.reportFailure(backend, error),
     });

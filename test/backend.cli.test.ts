@@ -124,6 +124,30 @@ describe('backend command', () => {
     }
   });
 
+  it('dist/backend.js with --allow-downloads and --python: /v1/system says downloads are allowed, and which Python it asked', async () => {
+    const system = async (args: string[], data: string): Promise<{ id: string; available: boolean; reason?: string; downloads_allowed?: boolean }> => {
+      // A Python that is not there: the torch engine's check says so, naming it (no torch needed for this test).
+      const run = start(['--port', '0', '--data', data, '--print-json', ...args], join(dir, 'backend.js'));
+      try {
+        const [line] = await waitForOutput(run, /^.*\n/);
+        const parsed = JSON.parse(line) as { url: string; key: string };
+        const answer = (await (await fetch(`${parsed.url}/v1/system`, { headers: { authorization: `Bearer ${parsed.key}` } })).json()) as { engines: { id: string; available: boolean; reason?: string; downloads_allowed?: boolean }[] };
+        const torch = answer.engines.find((e) => e.id === 'torch');
+        assert.ok(torch, 'the torch engine is listed');
+        return torch;
+      } finally {
+        assert.equal(await stop(run), 0);
+      }
+    };
+    const missing = join(dir, 'no-such-python');
+    const allowed = await system(['--allow-downloads', '--python', missing], join(dir, 'data-downloads'));
+    assert.equal(allowed.downloads_allowed, true);
+    assert.equal(allowed.available, false);
+    assert.match(allowed.reason ?? '', new RegExp(`cannot run ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    const offline = await system(['--python', missing], join(dir, 'data-downloads'));
+    assert.equal(offline.downloads_allowed, false);
+  });
+
   it('--api-keys-file: every key in it works, comments do not, and no key is printed or stored', async () => {
     const data = join(dir, 'data-keys');
     const keys = join(dir, 'keys.txt');
@@ -154,6 +178,8 @@ describe('backend command', () => {
     [['--api-key', 'short'], /at least 16 characters/],
     [['--api-key', 'fs-0123456789abcdef0', '--api-keys-file', 'k'], /either --api-key or --api-keys-file/],
     [['--api-keys-file', 'missing-file'], /cannot read the API-keys file .*missing-file: ENOENT/],
+    [['--allow-downloads=yes'], /--allow-downloads takes no value, got '--allow-downloads=yes'/],
+    [['--python', ''], /--python expects the path or name of a Python, got an empty value/],
   ] as const) {
     it(`refuses ${args.join(' ')} with exit code 2 and says why`, async () => {
       const result = await finish(['backend', ...args]);
@@ -166,7 +192,7 @@ describe('backend command', () => {
   it('--help prints the options; the main help lists the command', async () => {
     const help = await finish(['backend', '--help']);
     assert.equal(help.code, 0);
-    for (const option of ['--host', '--port', '--data', '--api-key', '--api-keys-file', '--gpus', '--max-upload-bytes', '--python', '--print-json']) assert.ok(help.stdout.includes(option), option);
+    for (const option of ['--host', '--port', '--data', '--api-key', '--api-keys-file', '--gpus', '--max-upload-bytes', '--python', '--allow-downloads', '--print-json']) assert.ok(help.stdout.includes(option), option);
     const main = await finish(['--help']);
     assert.match(main.stdout, /backend {12}run the training backend/);
   });
@@ -196,6 +222,13 @@ describe('options', () => {
     assert.equal(o.python, 'py3');
     assert.equal(parseBackendArgs([], '/work', '/home/u').dataDir, '/home/u/.finetune-studio/backend');
     assert.equal(parseBackendArgs([], '/work', '/home/u').maxUploadBytes, 2 * 1024 ** 3);
+  });
+
+  it('--allow-downloads: off by default, on when given, and takes no value', () => {
+    assert.equal(parseBackendArgs([], '/work', '/home/u').allowDownloads, false);
+    assert.equal(parseBackendArgs(['--allow-downloads'], '/work', '/home/u').allowDownloads, true);
+    assert.equal(parseBackendArgs(['--python', '/venv/bin/python', '--allow-downloads', '--port', '0'], '/work', '/home/u').python, '/venv/bin/python');
+    assert.throws(() => parseBackendArgs(['--allow-downloads=1'], '/work', '/home/u'), /--allow-downloads takes no value/);
   });
 
   it('a keys file: one key a line, comments and blanks skipped, a short key refused with its line', () => {

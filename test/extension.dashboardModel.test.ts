@@ -1,9 +1,18 @@
-// The run dashboard's pure logic (src/dashboardModel.ts): the metrics table built from events (dedupe by seq,
-// columnar batches, sparse valid_* columns), the ETA, the header's settings, the sample split, and the CSV.
+// The run dashboard's logic (src/dashboardModel.ts): the metrics table built from events and from `…/metrics`
+// columns (dedupe by seq, columnar batches, sparse valid_* columns), the history reader against a real backend
+// (one metrics request; event pages from a backend without the route, found out once), the ETA, the header's
+// settings, the sample split, and the CSV.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import type { FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent, MetricsData } from '../common/api';
-import { checkpointView, estimateFinish, exportFileName, headerView, MetricsTable, metricsCsv, sampleView, settingsRows } from '../src/dashboardModel';
+import { once } from 'node:events';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { METRICS_COLUMNS, type FileObject, type FineTuningJob, type FineTuningJobCheckpoint, type FineTuningJobEvent, type FineTuningJobMetrics, type MetricsData } from '../common/api';
+import { ownerOf } from '../backend/http/auth';
+import { BackendClient } from '../src/backendClient';
+import { BackendError } from '../src/backendErrors';
+import { checkpointView, estimateFinish, exportFileName, headerView, HistoryReader, MetricsTable, metricsCsv, sampleView, settingsRows } from '../src/dashboardModel';
+import { call, dataset, startTestBackend, type TestBackend, upload, waitForFinal } from './backend.harness';
 
 function metrics(seq: number, step: number, extra: Partial<MetricsData> = {}): FineTuningJobEvent {
   const data: MetricsData = {
@@ -118,6 +127,202 @@ describe('MetricsTable', () => {
     for (let batch = table.takeBatch(); batch !== undefined; batch = table.takeBatch()) rows += batch.step.length;
     assert.equal(rows, 100_000);
     assert.ok(performance.now() - started < 2000, `took ${(performance.now() - started).toFixed(0)} ms`);
+  });
+});
+
+/** A `…/metrics` answer made from events, as the backend makes it (one row per metrics event, null where absent). */
+function columnsOf(events: readonly FineTuningJobEvent[], afterSeq = 0): FineTuningJobMetrics {
+  const rows = events.filter((e): e is FineTuningJobEvent & { type: 'metrics' } => e.type === 'metrics' && e.seq > afterSeq);
+  const columns = Object.fromEntries(METRICS_COLUMNS.map((name) => [name, rows.map((e) => e.data[name] ?? null)])) as FineTuningJobMetrics['columns'];
+  return { object: 'fine_tuning.job.metrics', job_id: 'ftjob-x', last_seq: Math.max(afterSeq, ...events.map((e) => e.seq)), count: rows.length, columns, seq: rows.map((e) => e.seq) };
+}
+
+/** What a table holds, for comparing two. */
+function contents(table: MetricsTable): unknown {
+  return { step: table.step, time: table.time, epoch: table.epoch, values: table.values, lastSeq: table.lastSeq, last: table.last };
+}
+
+describe('MetricsTable from columns', () => {
+  // A run resumed from its checkpoint at step 2 repeats steps 3 and 4; messages come between and after.
+  const history = [
+    message(1),
+    metrics(2, 1),
+    metrics(3, 2, { valid_loss: 2.5, valid_mean_token_accuracy: 0.4 }),
+    metrics(4, 3),
+    message(5),
+    metrics(6, 4, { gpu_memory: 123 }),
+    message(7),
+    metrics(8, 3),
+    metrics(9, 4),
+    metrics(10, 5, { valid_loss: 2.25 }),
+    message(11),
+  ];
+
+  it('holds exactly what the same history as events gives: rows, sparse columns, last seq and last metrics', () => {
+    const fromEvents = new MetricsTable();
+    for (const event of history) fromEvents.apply(event);
+    const fromColumns = new MetricsTable();
+    assert.equal(fromColumns.applyColumns(columnsOf(history)), 5, 'the repeated steps are skipped');
+    assert.deepEqual(contents(fromColumns), contents(fromEvents));
+    assert.equal(fromColumns.lastSeq, 11, 'the last event, a message');
+    assert.deepEqual(fromColumns.last, (history[9] as { data: MetricsData }).data);
+    assert.deepEqual([...(fromColumns.takeBatch()?.values.valid_loss ?? [])], [Number.NaN, 2.5, Number.NaN, Number.NaN, 2.25]);
+  });
+
+  it('takes live events after the history only once: those up to last_seq are dropped, later ones added', () => {
+    const table = new MetricsTable();
+    table.applyColumns(columnsOf(history.slice(0, 6)));
+    assert.equal(table.lastSeq, 6);
+    // The live stream overlaps the history (buffered while it was read), then goes on.
+    for (const event of history.slice(3, 6)) assert.equal(table.apply(event), false, `seq ${event.seq} was in the history`);
+    for (const event of history.slice(6)) table.apply(event);
+    const whole = new MetricsTable();
+    for (const event of history) whole.apply(event);
+    assert.deepEqual(contents(table), contents(whole));
+  });
+
+  it('fills a gap from columns after the rows it has, skipping what it has already', () => {
+    const table = new MetricsTable();
+    for (const event of history.slice(0, 4)) table.apply(event);
+    // The answer starts at an earlier seq than the table's last: the overlap is not added twice.
+    assert.equal(table.applyColumns(columnsOf(history, 2)), 2, 'seq 6 (step 4) and 10 (step 5); 8 and 9 repeat steps');
+    const whole = new MetricsTable();
+    for (const event of history) whole.apply(event);
+    assert.deepEqual(contents(table), contents(whole));
+    assert.equal(new MetricsTable().applyColumns(columnsOf([message(1), message(2)])), 0, 'no metrics yet');
+  });
+
+  it('takes a 100,000-step history from columns quickly', () => {
+    const events: FineTuningJobEvent[] = [];
+    for (let i = 1; i <= 100_000; i++) events.push(metrics(i, i, i % 100 === 0 ? { valid_loss: 1 } : {}));
+    const answer = columnsOf(events);
+    const table = new MetricsTable();
+    const started = performance.now();
+    assert.equal(table.applyColumns(answer), 100_000);
+    const ms = performance.now() - started;
+    assert.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
+    assert.equal(table.values.train_loss.length, 100_000);
+  });
+});
+
+/**
+ * A loopback proxy in front of a real backend that counts the requests by route; `old: true` makes it a backend
+ * from before `…/metrics`: that path is passed on renamed, so the 404 is the real router's answer to a route it
+ * does not know.
+ */
+async function proxyTo(target: string, old: boolean): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
+  const hits: string[] = [];
+  const to = new URL(target);
+  const server: Server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    hits.push(path.split('?')[0].replace(/ftjob-[A-Za-z0-9]+/, 'ftjob-…'));
+    const forwarded = old ? path.replace(/\/metrics(\?|$)/, '/metrics-unknown$1') : path;
+    const upstream = request({ host: to.hostname, port: to.port, method: req.method, path: forwarded, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits,
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+describe('HistoryReader against a real backend', () => {
+  let b: TestBackend;
+  let jobId: string;
+  let events: FineTuningJobEvent[];
+  const options = { knownLastSeq: 0, stopped: () => false, onRows: () => undefined };
+
+  before(async () => {
+    b = await startTestBackend();
+    const file = ((await upload(b, dataset(16))).body as FileObject).id;
+    const created = await call<FineTuningJob>(b, 'POST', '/v1/fine_tuning/jobs', {
+      json: { model: 'tiny-qwen2-1m', training_file: file, method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 3, batch_size: 4, max_seq_length: 128, checkpoints: 1, eval_ratio: 0.25 } } } },
+    });
+    assert.equal(created.status, 200, created.text);
+    const job = await waitForFinal(b, ownerOf(b.key), created.body.id);
+    assert.equal(job.status, 'succeeded');
+    jobId = job.id;
+    await b.backend.runtime.runEnded(jobId);
+    events = (await b.backend.runtime.listEvents(ownerOf(b.key), jobId, 0, 100_000))?.data ?? [];
+  });
+  after(async () => {
+    await b.close();
+  });
+
+  const fromEvents = (upTo = Number.POSITIVE_INFINITY): MetricsTable => {
+    const table = new MetricsTable();
+    for (const event of events) if (event.seq <= upTo) table.apply(event);
+    return table;
+  };
+
+  it('reads a history with one metrics request, the same table as its events give', async () => {
+    const proxy = await proxyTo(b.url, false);
+    try {
+      const table = new MetricsTable();
+      let flushes = 0;
+      const read = await new HistoryReader().read(new BackendClient({ url: proxy.url, apiKey: b.key }), jobId, table, { ...options, onRows: () => flushes++ });
+      assert.deepEqual(read, { via: 'metrics', read: fromEvents().length, fellBack: false });
+      assert.deepEqual(proxy.hits, ['/v1/fine_tuning/jobs/ftjob-…/metrics']);
+      assert.deepEqual(contents(table), contents(fromEvents()));
+      assert.equal(table.lastSeq, events.at(-1)?.seq);
+      assert.equal(flushes, 1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('catches up after a gap with the rows after the table\'s last seq', async () => {
+    const table = fromEvents(8);
+    const read = await new HistoryReader().read(new BackendClient({ url: b.url, apiKey: b.key }), jobId, table, options);
+    assert.equal(read.via, 'metrics');
+    assert.equal(read.read, events.filter((e) => e.type === 'metrics' && e.seq > 8).length);
+    assert.deepEqual(contents(table), contents(fromEvents()));
+  });
+
+  it('falls back to event pages on a backend without the route, quietly, finding that out once', async () => {
+    const proxy = await proxyTo(b.url, true);
+    try {
+      const reader = new HistoryReader();
+      const client = new BackendClient({ url: proxy.url, apiKey: b.key });
+      const table = new MetricsTable();
+      const read = await reader.read(client, jobId, table, options);
+      assert.deepEqual(read, { via: 'events', read: events.length, fellBack: true });
+      assert.deepEqual(contents(table), contents(fromEvents()));
+      assert.equal(reader.lacksMetrics(proxy.url), true);
+      // Another dashboard of the same backend: straight to the events.
+      const again = new MetricsTable();
+      assert.deepEqual(await reader.read(client, jobId, again, options), { via: 'events', read: events.length, fellBack: false });
+      assert.deepEqual(contents(again), contents(fromEvents()));
+      assert.deepEqual(proxy.hits.filter((h) => h.endsWith('/metrics')), ['/v1/fine_tuning/jobs/ftjob-…/metrics'], 'asked once');
+      assert.ok(proxy.hits.filter((h) => h.endsWith('/events')).length >= 2);
+      // The real backend is still asked for metrics by the same reader.
+      assert.equal((await reader.read(new BackendClient({ url: b.url, apiKey: b.key }), jobId, new MetricsTable(), options)).via, 'metrics');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('does not take a missing job for a missing route', async () => {
+    const reader = new HistoryReader();
+    const client = new BackendClient({ url: b.url, apiKey: b.key });
+    await assert.rejects(reader.read(client, 'ftjob-AAAAAAAAAAAAAAAAAAAAAAAA', new MetricsTable(), options), (error: unknown) => {
+      assert.ok(BackendError.is(error));
+      assert.equal(error.status, 404);
+      assert.equal(error.details.apiError?.code, 'job_not_found');
+      return true;
+    });
+    assert.equal(reader.lacksMetrics(b.url), false);
   });
 });
 

@@ -54,17 +54,28 @@ function scriptCommand(script: string, mode: 'train' | 'serve'): EngineCommand {
 }
 
 /**
+ * How to start the torch engine in a mode. It goes through the engine's launcher (finetune_torch/hub.py), which
+ * sets the engine's network rules in its own environment before transformers or huggingface_hub is imported:
+ * offline (HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1, whatever the backend's environment says) unless downloads
+ * are allowed, then FINETUNE_TORCH_ALLOW_DOWNLOAD=1 and the hub reachable. The launcher, not the spawn, sets
+ * them so that every process the engine starts (torchrun's workers) inherits the same rules.
+ */
+export function torchCommand(python: string, mode: string, allowDownloads: boolean): EngineCommand {
+  return { file: python, args: ['-m', 'finetune_torch.hub', allowDownloads ? '--allow-downloads' : '--offline', mode], cwd: torchEngineDir() };
+}
+
+/**
  * The torch engine (Python: backend/engines/torch/finetune_torch), run with `python`. Whether it can run is what
  * its own `check` says (torch, transformers, peft, safetensors importable, an NVIDIA GPU), asked once.
  */
-function torchEngine(python: string): Engine {
+function torchEngine(python: string, allowDownloads: boolean): Engine {
   let checked: Promise<void> | undefined;
   const engine: Engine = {
-    info: { id: 'torch', available: false, resumable: true, reason: 'not checked yet' },
-    command: (mode) => (engine.info.available ? { file: python, args: ['-m', 'finetune_torch', mode], cwd: torchEngineDir() } : undefined),
+    info: { id: 'torch', available: false, resumable: true, reason: 'not checked yet', downloads_allowed: allowDownloads },
+    command: (mode) => (engine.info.available ? torchCommand(python, mode, allowDownloads) : undefined),
     ready() {
       checked ??= checkTorchEngine(python).then((result) => {
-        engine.info = result.info;
+        engine.info = { ...result.info, downloads_allowed: allowDownloads };
       });
       return checked;
     },
@@ -72,8 +83,11 @@ function torchEngine(python: string): Engine {
   return engine;
 }
 
-/** The engines of this backend: `embedded` (TypeScript, CPU) and `torch` (Python, NVIDIA GPUs). */
-export function engineRegistry(scripts: EngineScripts = {}, python = 'python3'): Map<string, Engine> {
+/**
+ * The engines of this backend: `embedded` (TypeScript, CPU) and `torch` (Python, NVIDIA GPUs). `allowDownloads`
+ * is `--allow-downloads`.
+ */
+export function engineRegistry(scripts: EngineScripts = {}, python = 'python3', allowDownloads = false): Map<string, Engine> {
   const script = scripts.embedded ?? process.env[EMBEDDED_ENGINE_ENV] ?? embeddedScript();
   const found = existsSync(script);
   const embedded: Engine = {
@@ -86,8 +100,8 @@ export function engineRegistry(scripts: EngineScripts = {}, python = 'python3'):
   const torchScript = scripts.torch;
   const torch: Engine =
     torchScript !== undefined && existsSync(torchScript)
-      ? { info: { id: 'torch', available: true, resumable: true }, command: (mode) => scriptCommand(torchScript, mode) }
-      : torchEngine(python);
+      ? { info: { id: 'torch', available: true, resumable: true, downloads_allowed: allowDownloads }, command: (mode) => scriptCommand(torchScript, mode) }
+      : torchEngine(python, allowDownloads);
   return new Map([
     ['embedded', embedded],
     ['torch', torch],

@@ -15,6 +15,7 @@ import { JobRun } from './engineRunner';
 import { EventHub, type EventHubOptions } from './eventHub';
 import { detectGpus } from './gpus';
 import { JobStore, type JobEntry, type StoreListener, type StoredCheckpoint } from './jobStore';
+import { MetricsCache, type MetricsCacheOptions, type MetricsSlice } from './metricsTable';
 import { Scheduler } from './scheduler';
 import { ThroughputLog } from './throughput';
 import { transition } from './transitions';
@@ -34,6 +35,8 @@ export interface RuntimeExtraOptions extends RuntimeOptions {
   hub?: EventHubOptions;
   /** The GPUs to report instead of asking nvidia-smi. */
   detectedGpus?: GpuInfo[];
+  /** Limits of the `…/metrics` cache. */
+  metricsCache?: MetricsCacheOptions;
 }
 
 /** Opens the runtime on `options.dataDir`: loads the store, recovers interrupted jobs, starts the queue. */
@@ -42,11 +45,11 @@ export async function openRuntime(options: RuntimeOptions | RuntimeExtraOptions)
   const gpus = extra.detectedGpus ?? (await detectGpus());
   const store = await JobStore.open(options.dataDir, options.log);
   const throughput = await ThroughputLog.open(options.dataDir, options.log);
-  const engines = engineRegistry(extra.engineScripts, options.python);
+  const engines = engineRegistry(extra.engineScripts, options.python, options.allowDownloads);
   // Jobs that were running on an engine that must first say whether it can run: ask it before recovering them.
   const pending = new Set(store.all().filter((e) => e.job.status === 'running').map((e) => e.job.engine));
   await Promise.all([...pending].map((id) => engines.get(id)?.ready?.() ?? Promise.resolve()));
-  const runtime = new Runtime(options, store, throughput, gpus, engines, extra.hub);
+  const runtime = new Runtime(options, store, throughput, gpus, engines, extra.hub, new MetricsCache(extra.metricsCache));
   await runtime.recover();
   return runtime;
 }
@@ -104,6 +107,8 @@ class Runtime implements JobRuntime, RuntimeInternals {
     private readonly gpus: GpuInfo[],
     private readonly engines: Map<string, Engine>,
     hubOptions: EventHubOptions | undefined,
+    /** The `…/metrics` columns of the jobs asked for lately, caught up with their events at each request. */
+    private readonly metricsCache: MetricsCache,
   ) {
     this.log = options.log;
     const slots = options.gpus ?? (gpus.length > 0 ? gpus.length : 1);
@@ -118,7 +123,7 @@ class Runtime implements JobRuntime, RuntimeInternals {
     // have stopped in its warm-up.
     const measured = new Set<string>();
     store.listen({
-      event: () => undefined,
+      event: (entry) => this.metricsCache.recorded(entry),
       checkpoint: () => undefined,
       job: (entry) => {
         const job = entry.job;
@@ -264,6 +269,11 @@ class Runtime implements JobRuntime, RuntimeInternals {
     const entry = this.owned(owner, id);
     if (entry === undefined) return undefined;
     return page(entry.events, Math.max(0, Math.min(afterSeq, entry.events.length)), limit);
+  }
+
+  metrics(owner: Owner, id: string, afterSeq: number): MetricsSlice | undefined {
+    const entry = this.owned(owner, id);
+    return entry === undefined ? undefined : this.metricsCache.slice(entry, afterSeq);
   }
 
   async eventSeq(owner: Owner, jobId: string, eventId: string): Promise<number | undefined> {

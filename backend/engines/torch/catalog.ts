@@ -2,7 +2,8 @@
 // config.json values, so that the memory LoRA needs in bf16 is known before anything is downloaded) and where
 // a model is found on this machine: a folder under the backend's `{data}/models/` (`Qwen/Qwen2.5-7B-Instruct`)
 // or a snapshot in the Hugging Face cache (`$HF_HOME/hub/models--Qwen--Qwen2.5-7B-Instruct/snapshots/<rev>/`,
-// HF_HOME defaulting to ~/.cache/huggingface, HF_HUB_CACHE overriding the hub folder). The engine never downloads.
+// HF_HOME defaulting to ~/.cache/huggingface, HF_HUB_CACHE overriding the hub folder). The engine downloads a
+// model only when the backend runs with `--allow-downloads` (finetune_torch/hub.py, which looks in the same places).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';

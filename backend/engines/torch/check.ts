@@ -1,5 +1,5 @@
 // Whether the torch engine can run on this machine: the backend asks the engine itself once at start
-// (`python -m finetune_torch check`, with this folder on PYTHONPATH), which imports torch, transformers, peft and
+// (`python -m finetune_torch check` through its offline launcher, with this folder on PYTHONPATH), which imports torch, transformers, peft and
 // safetensors and looks for an NVIDIA GPU. What it answers becomes the engine's entry in `/v1/system` — with the
 // reason when it cannot run — and decides whether Qwen2.5 models are offered for training.
 import { spawn } from 'node:child_process';
@@ -28,7 +28,8 @@ export function checkTorchEngine(python: string, timeoutMs = CHECK_TIMEOUT_MS): 
   return new Promise((done) => {
     let stdout = '';
     let stderr = '';
-    const child = spawn(python, ['-m', 'finetune_torch', 'check'], {
+    // Through the launcher, offline: the check imports transformers as training does, and never needs the network.
+    const child = spawn(python, ['-m', 'finetune_torch.hub', '--offline', 'check'], {
       env: { ...process.env, PYTHONPATH: [torchEngineDir(), process.env.PYTHONPATH].filter(Boolean).join(':') },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -40,7 +41,7 @@ export function checkTorchEngine(python: string, timeoutMs = CHECK_TIMEOUT_MS): 
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', (error) => {
       clearTimeout(timer);
-      done(unavailable(`cannot run ${python}: ${error.message} (--python names the Python with torch, transformers and peft)`));
+      done(unavailable(`cannot run ${python}: ${error.message} (--python names the Python with torch, transformers and peft; in VS Code the setting finetune.localBackend.python)`));
     });
     child.on('close', (code) => {
       clearTimeout(timer);

@@ -1,6 +1,7 @@
 // `/v1/fine_tuning/jobs`: create (checked against the schema, the owner's files and the model catalogue, with
-// every hyper-parameter filled in), list, get, cancel, events, checkpoints and the adapters' files. Ids are
-// checked with isIdOf before the runtime is asked, so a malformed one is a 404 like a missing one.
+// every hyper-parameter filled in), list, get, cancel, events, metrics (ours: the metrics events as columns),
+// checkpoints and the adapters' files. Ids are checked with isIdOf before the runtime is asked, so a malformed one
+// is a 404 like a missing one.
 import { randomInt } from 'node:crypto';
 import type { CreateJobRequest, FineTuningJob, Hyperparameters, HyperparametersInput } from '../../../common/api';
 import { isIdOf } from '../../../common/api';
@@ -170,26 +171,39 @@ export function jobRoutes(router: Router, deps: JobRouteDeps): void {
     sendJson(res, 200, job);
   });
 
+  /** `after` of the event routes: a seq, or an event id of the job (OpenAI's cursor); 0 when absent. */
+  const afterSeqParam = async (url: URL, owner: Owner, id: string): Promise<number> => {
+    const after = afterParam(url);
+    if (after === undefined) return 0;
+    if (/^\d+$/.test(after) && Number.isSafeInteger(Number(after))) return Number(after);
+    if (isIdOf('event', after)) {
+      const seq = await runtime.eventSeq(owner, id, after);
+      if (seq === undefined) throw invalid(`Invalid value for 'after': job '${id}' has no event '${after}'.`, 'after');
+      return seq;
+    }
+    throw invalid(`Invalid value for 'after': expected a sequence number or an event id (ftevent-…), got '${after}'.`, 'after');
+  };
+
   router.add('GET', '/v1/fine_tuning/jobs/:job/events', async ({ res, url, params, owner }) => {
     const id = jobId(params.job);
     if (!runtime.getJob(owner, id)) throw noSuchJob(id);
     const limit = limitParam(url, EVENTS_LIMIT.fallback, EVENTS_LIMIT.max);
-    const after = afterParam(url);
-    let afterSeq = 0;
-    if (after !== undefined) {
-      if (/^\d+$/.test(after) && Number.isSafeInteger(Number(after))) {
-        afterSeq = Number(after);
-      } else if (isIdOf('event', after)) {
-        const seq = await runtime.eventSeq(owner, id, after);
-        if (seq === undefined) throw invalid(`Invalid value for 'after': job '${id}' has no event '${after}'.`, 'after');
-        afterSeq = seq;
-      } else {
-        throw invalid(`Invalid value for 'after': expected a sequence number or an event id (ftevent-…), got '${after}'.`, 'after');
-      }
-    }
-    const page = await runtime.listEvents(owner, id, afterSeq, limit);
+    const page = await runtime.listEvents(owner, id, await afterSeqParam(url, owner, id), limit);
     if (!page) throw noSuchJob(id);
     sendList(res, page);
+  });
+
+  // Ours: the metrics events as columns (common/api.ts FineTuningJobMetrics), the whole history in one answer.
+  router.add('GET', '/v1/fine_tuning/jobs/:job/metrics', async ({ res, url, params, owner }) => {
+    const id = jobId(params.job);
+    if (!runtime.getJob(owner, id)) throw noSuchJob(id);
+    const slice = runtime.metrics(owner, id, await afterSeqParam(url, owner, id));
+    if (!slice) throw noSuchJob(id);
+    // The runtime hands over the JSON text itself (assembled from cached pieces); sendJson would only re-encode it.
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(slice.json));
+    res.end(slice.json);
   });
 
   router.add('GET', '/v1/fine_tuning/jobs/:job/checkpoints', ({ res, url, params, owner }) => {

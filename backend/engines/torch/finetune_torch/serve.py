@@ -25,8 +25,9 @@ import torch
 #: torch >= 2.5 names it at the top level; older releases only under torch.cuda.
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
-from .data import Message, prompt_ids
-from .protocol import PROTOCOL_VERSION, ChatCancel, ChatRequest, Channel, EngineError, GenerationParams, parse_request, request_id
+from .data import DataError, Message, prompt_ids
+from .hub import model_folder
+from .protocol import PROTOCOL_VERSION, ChatCancel, ChatRequest, Channel, EngineError, GenerationParams, ModelRef, parse_request, request_id
 from .tokenizer import ModelTokenizer, load_model_tokenizer
 
 #: Adapters kept loaded per base model.
@@ -71,7 +72,8 @@ class ChatServer:
             except OUT_OF_MEMORY:
                 peak = torch.cuda.max_memory_allocated() / 1024**3 if torch.cuda.is_available() else 0
                 self.channel.chat_error(request.id, "out_of_memory", f"the GPU ran out of memory (peak {peak:.1f} GiB): ask for fewer tokens or a shorter conversation")
-            except EngineError as error:
+            except (EngineError, DataError) as error:
+                # A model folder without a usable tokenizer is a DataError(model_unavailable): said as such.
                 code = error.code if error.code in ("model_unavailable", "out_of_memory") else "engine_error"
                 self.channel.chat_error(request.id, code, str(error))
             except Exception as error:  # noqa: BLE001 - one failed chat must not end the process
@@ -89,11 +91,15 @@ class ChatServer:
 
     # ---- models ------------------------------------------------------------------------------------------------
 
-    def _base(self, path: str) -> Loaded:
-        loaded = self.models.get(path)
+    def _base(self, ref: ModelRef) -> Loaded:
+        """The base model loaded once, from the folder hub.py finds for it (downloaded first when the backend allows
+        it and it is nowhere on the machine)."""
+        key = f"{ref.id}\n{ref.path}"
+        loaded = self.models.get(key)
         if loaded is None:
+            path = model_folder(ref.id, ref.path, self.channel.log)
             loaded = Loaded(self._load(path), load_model_tokenizer(path))
-            self.models[path] = loaded
+            self.models[key] = loaded
         return loaded
 
     def _load(self, path: str) -> Any:
@@ -109,7 +115,7 @@ class ChatServer:
 
     def _target(self, request: ChatRequest) -> tuple[Loaded, str | None]:
         """The loaded model to answer with, and the adapter to activate (None: the base, adapters disabled)."""
-        base = self._base(request.model.path)
+        base = self._base(request.model)
         if request.adapter is None:
             return base, None
         adapter = request.adapter
