@@ -26,23 +26,13 @@ import {
 } from '../src/chatModel';
 import type { Answer, ChatState } from '../webview/chat/protocol';
 import { startTestBackend, type TestBackend } from './backend.harness';
+import { fixtureJob } from './jobFixture';
 
 const JOB = 'ftjob-aaaaaaaaaaaaaaaaaaaaaaaa';
 
-function job(extra: Partial<FineTuningJob> = {}): FineTuningJob {
-  const h = {
-    n_epochs: 1, batch_size: 4, learning_rate: 0.002, learning_rate_multiplier: 1, max_seq_length: 512, warmup_ratio: 0.05,
-    lr_scheduler: 'cosine' as const, training_type: 'lora' as const, lora_r: 16, lora_alpha: 32, lora_dropout: 0,
-    lora_target_modules: ['q_proj' as const], checkpoints: 2, eval_ratio: 0,
-  };
-  return {
-    id: JOB, object: 'fine_tuning.job', created_at: 1000, finished_at: null, model: 'tiny-qwen2-1m', fine_tuned_model: null,
-    organization_id: 'org', status: 'running', training_file: 'file-x', validation_file: null, hyperparameters: h,
-    method: { type: 'supervised', supervised: { hyperparameters: h } }, result_files: [], trained_tokens: null, error: null,
-    seed: 7, suffix: 'demo', metadata: null, estimated_finish: null, integrations: [], user_provided_suffix: 'demo',
-    started_at: null, queue_position: null, engine: 'embedded', gpus: 0, progress: null, last_event_seq: 0, ...extra,
-  };
-}
+/** A running job named `demo`. */
+const job = (extra: Partial<FineTuningJob> = {}): FineTuningJob => fixtureJob('running', { id: JOB, suffix: 'demo', user_provided_suffix: 'demo', ...extra });
+
 
 function checkpoint(step: number, sample: FineTuningJobCheckpoint['sample'] = null): FineTuningJobCheckpoint {
   return {

@@ -10,6 +10,7 @@ import { JobEventStream } from '../src/backendEvents';
 import { RunsModel } from '../src/runsModel';
 import { RowRefresher, RunsTreeRefresh, type RefreshClock, type RefreshTarget, type RowSignature } from '../src/runsRefresh';
 import { startTestBackend, type TestBackend } from './backend.harness';
+import { FIXTURE_JOB_ID as ID, fixtureJob } from './jobFixture';
 
 /** Timers that run when the test advances the time. */
 class FakeClock implements RefreshClock {
@@ -138,22 +139,9 @@ describe('RowRefresher', () => {
   });
 });
 
-const ID = 'ftjob-abcdefghijklmnopqrstuvwx';
+/** The fixture job, named and started (the sidebar shows its suffix). */
+const job = (status: JobStatus, extra: Partial<FineTuningJob> = {}): FineTuningJob => fixtureJob(status, { suffix: 'my-run', started_at: 1000, ...extra });
 
-function job(status: JobStatus, extra: Partial<FineTuningJob> = {}): FineTuningJob {
-  const h = {
-    n_epochs: 1, batch_size: 4, learning_rate: 0.002, learning_rate_multiplier: 1, max_seq_length: 512, warmup_ratio: 0.05,
-    lr_scheduler: 'cosine' as const, training_type: 'lora' as const, lora_r: 16, lora_alpha: 32, lora_dropout: 0,
-    lora_target_modules: ['q_proj' as const], checkpoints: 2, eval_ratio: 0,
-  };
-  return {
-    id: ID, object: 'fine_tuning.job', created_at: 1000, finished_at: null, model: 'tiny-qwen2-1m', fine_tuned_model: null,
-    organization_id: 'org', status, training_file: 'file-x', validation_file: null, hyperparameters: h,
-    method: { type: 'supervised', supervised: { hyperparameters: h } }, result_files: [], trained_tokens: null, error: null,
-    seed: 7, suffix: 'my-run', metadata: null, estimated_finish: null, integrations: [], user_provided_suffix: null,
-    started_at: 1000, queue_position: null, engine: 'embedded', gpus: 0, progress: null, last_event_seq: 0, ...extra,
-  };
-}
 
 function metrics(step: number, total: number): MetricsEvent {
   return {

@@ -2,26 +2,14 @@
 // once-per-job finish reports (not on the initial fill, not again after a reconnect's snapshots); the wording.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { FileObject, FineTuningJob, FineTuningJobCheckpoint, JobStatus, MetricsEvent } from '../common/api';
+import type { FileObject, FineTuningJobCheckpoint, MetricsEvent } from '../common/api';
 import { RunsModel, runRefOf, type ModelChange, type RunFinished } from '../src/runsModel';
 import { checkpointDescription, datasetsDescription, fileDescription, fileInUseMessage, fileTooltip, finishedMessage, formatBytes, runDescription, runLabel, runProgress, runStatusText, runTooltip, shortJobId, statusIcon } from '../src/runsText';
+import { FIXTURE_JOB_ID, fixtureJob } from './jobFixture';
 
-const ID = 'ftjob-abcdefghijklmnopqrstuvwx';
+const ID = FIXTURE_JOB_ID;
+const job = fixtureJob;
 
-function job(status: JobStatus, extra: Partial<FineTuningJob> = {}): FineTuningJob {
-  const h = {
-    n_epochs: 1, batch_size: 4, learning_rate: 0.002, learning_rate_multiplier: 1, max_seq_length: 512, warmup_ratio: 0.05,
-    lr_scheduler: 'cosine' as const, training_type: 'lora' as const, lora_r: 16, lora_alpha: 32, lora_dropout: 0,
-    lora_target_modules: ['q_proj' as const], checkpoints: 2, eval_ratio: 0,
-  };
-  return {
-    id: ID, object: 'fine_tuning.job', created_at: 1000, finished_at: null, model: 'tiny-qwen2-1m', fine_tuned_model: null,
-    organization_id: 'org', status, training_file: 'file-x', validation_file: null, hyperparameters: h,
-    method: { type: 'supervised', supervised: { hyperparameters: h } }, result_files: [], trained_tokens: null, error: null,
-    seed: 7, suffix: null, metadata: null, estimated_finish: null, integrations: [], user_provided_suffix: null,
-    started_at: null, queue_position: null, engine: 'embedded', gpus: 0, progress: null, last_event_seq: 0, ...extra,
-  };
-}
 
 function checkpoint(step: number, id = `ftckpt-${String(step).padStart(24, '0')}`): FineTuningJobCheckpoint {
   return {

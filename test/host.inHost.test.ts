@@ -1,13 +1,14 @@
 // The in-host suites inside a real VS Code: code-server with the extension loaded from this folder, driven by
 // Debian's Chromium, one fresh host per suite: the dataset integration tests, the training sidebar with the real
-// local backend, the New Training Run form. Each in-host test is reported as a subtest. FINETUNE_HOST_SUITE
-// picks one suite; the harness's own test runs this file with the failing one.
+// local backend, the New Training Run form, the dashboard, the chat, the local backend's settings. Each in-host
+// test is reported as a subtest. FINETUNE_HOST_SUITE picks one suite; the harness's own test runs this file with
+// the failing one.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runHostSuite } from './host/runHostSuite';
 import { isSuiteName } from './host/suites';
 
-const suites = process.env.FINETUNE_HOST_SUITE !== undefined ? [process.env.FINETUNE_HOST_SUITE] : ['integration', 'training', 'newRun', 'dashboard', 'chat'];
+const suites = process.env.FINETUNE_HOST_SUITE !== undefined ? [process.env.FINETUNE_HOST_SUITE] : ['integration', 'training', 'newRun', 'dashboard', 'chat', 'localBackend'];
 
 for (const suite of suites) test(`in-host suite "${suite}" in code-server`, { timeout: 300_000 }, async (t) => {
   assert.ok(isSuiteName(suite), `FINETUNE_HOST_SUITE names no suite: ${suite}`);

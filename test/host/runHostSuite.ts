@@ -7,7 +7,7 @@ import { ROOT } from '../../scripts/host/codeServer';
 import * as esbuild from 'esbuild';
 import type { InHostReport } from './inHostRunner';
 import { ARTIFACTS_DIR, openHostSession } from './session';
-import { RESULTS_ENV, SUITES, type SuiteName } from './suites';
+import { RESULTS_ENV, SUITE_SETTINGS, SUITES, type SuiteName } from './suites';
 
 /** A suite's outcome, with where its artefacts are. */
 export interface HostSuiteRun {
@@ -63,7 +63,7 @@ export async function runHostSuite(suite: SuiteName, timeoutMs = 180_000): Promi
   const started = Date.now();
   const name = `in-host-${suite}`;
   const resultsFile = join(ARTIFACTS_DIR, name, 'results.json');
-  const session = await openHostSession(name, { env: { [RESULTS_ENV]: resultsFile } });
+  const session = await openHostSession(name, { env: { [RESULTS_ENV]: resultsFile }, settings: SUITE_SETTINGS[suite] });
   try {
     // The bundle goes next to the other artefacts, after the session has made their folder afresh.
     const bundle = await bundleSuite(suite, join(session.dir, 'suite'));

@@ -11,7 +11,16 @@ export const SUITES = {
   newRun: join(HERE, 'newRunSuite.ts'),
   dashboard: join(HERE, 'dashboardSuite.ts'),
   chat: join(HERE, 'chatSuite.ts'),
+  localBackend: join(HERE, 'localBackendSuite.ts'),
 } as const;
+
+/** A Python that is not there: the backend's torch check names it, which shows that the setting reached it. */
+export const MISSING_PYTHON = '/nonexistent/finetune-python';
+
+/** User settings a suite's host opens with (the others open with the defaults). */
+export const SUITE_SETTINGS: Partial<Record<keyof typeof SUITES, Record<string, unknown>>> = {
+  localBackend: { 'finetune.localBackend.python': MISSING_PYTHON, 'finetune.localBackend.allowModelDownloads': true },
+};
 
 /** The environment variable that names the report file; the Node-side runner sets it for the host. */
 export const RESULTS_ENV = 'FINETUNE_HOST_TEST_RESULTS';

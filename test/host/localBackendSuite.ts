@@ -1,71 +1,21 @@
 // The local backend's settings in a real extension host (code-server + Chromium): the backend starts with
 // `finetune.localBackend.python` and `.allowModelDownloads` from the user's settings (the torch check names that
 // Python, `/v1/system` says downloads are allowed); changing a setting with no job running restarts it with the new
-// value; with a job running the restart waits, and comes once the job has ended.
-//
-// One file, two sides: under node:test it opens the host session, bundles this very file as the in-host suite and
-// reports each in-host test as a subtest (as test/host.inHost.test.ts does for the registered suites); inside
-// the extension host VS Code calls its `run()`. The host-only modules (`vscode`, the in-host helpers) are imported
-// inside `run()`, so that the Node side never loads them.
+// value; with a job running the restart waits, and comes once the job has ended. The host opens with the settings
+// of SUITE_SETTINGS.localBackend (test/host/suites.ts).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { test } from 'node:test';
-import * as esbuild from 'esbuild';
-import type { Backends } from '../src/backends';
-import type { FinetuneApi } from '../src/extension';
-import type { InHostReport, InHostTest } from './host/inHostRunner';
-import { waitForFile } from './host/runHostSuite';
-import { ARTIFACTS_DIR, openHostSession } from './host/session';
-import { RESULTS_ENV } from './host/suites';
+import * as vscode from 'vscode';
+import type { Backends } from '../../src/backends';
+import type { FinetuneApi } from '../../src/extension';
+import { runInHostTests, waitForEvent, type InHostTest } from './inHostRunner';
+import { MISSING_PYTHON } from './suites';
+import { arithmeticDataset } from './tinyDatasets';
+import { startLocalBackend, startTinyRun, waitForRun } from './tinyRuns';
 
-const NAME = 'in-host-localBackend';
 const EXTENSION_ID = 'finetune-studio.finetune-studio';
-/** A Python that is not there: the backend's torch check names it, which shows that the setting reached it. */
-const MISSING_PYTHON = '/nonexistent/finetune-python';
-
-if (process.env[RESULTS_ENV] === undefined) {
-  test('local backend settings in a real extension host', { timeout: 300_000 }, async (t) => {
-    const resultsFile = join(ARTIFACTS_DIR, NAME, 'results.json');
-    const session = await openHostSession(NAME, {
-      env: { [RESULTS_ENV]: resultsFile },
-      settings: { 'finetune.localBackend.python': MISSING_PYTHON, 'finetune.localBackend.allowModelDownloads': true },
-    });
-    try {
-      const bundle = join(session.dir, 'suite', 'localBackend.js');
-      // node_modules stay outside the bundle (resolved from the repository), `vscode` is the host's own.
-      await esbuild.build({ entryPoints: [__filename], outfile: bundle, bundle: true, platform: 'node', target: 'node20', format: 'cjs', packages: 'external', external: ['vscode'], sourcemap: 'inline', logLevel: 'warning' });
-      const exited = new Promise<string>((resolve) => session.server.process.once('exit', (code, signal) => resolve(`code-server exited (${signal ?? `code ${code}`}) before the suite reported`)));
-      const reported = waitForFile(resultsFile, 240_000, { exited });
-      reported.catch(() => undefined);
-      try {
-        await session.page.goto(session.workbenchUrl(bundle));
-        await reported;
-      } catch (error) {
-        const screenshot = join(session.dir, 'no-report.png');
-        await session.page.screenshot({ path: screenshot }).catch(() => undefined);
-        throw new Error(`the suite did not report: ${(error as Error).message}\nscreenshot: ${relative(process.cwd(), screenshot)}\n${session.diagnose()}`);
-      }
-      const report = JSON.parse(readFileSync(resultsFile, 'utf8')) as InHostReport;
-      assert.ok(report.results.length > 0, `the suite ran no test\n${session.diagnose()}`);
-      for (const result of report.results) {
-        await t.test(result.name, () => {
-          if (result.status === 'failed') throw new Error(`in-host test failed: ${result.name}\n${result.detail ?? ''}\n\n${session.diagnose()}`);
-        });
-      }
-    } finally {
-      await session.close();
-    }
-  });
-}
 
 /** What VS Code calls inside the extension host. */
 export async function run(): Promise<void> {
-  const vscode = await import('vscode');
-  const { runInHostTests, waitForEvent } = await import('./host/inHostRunner.js');
-  const { arithmeticDataset } = await import('./host/tinyDatasets.js');
-  const { startLocalBackend, startTinyRun, waitForRun } = await import('./host/tinyRuns.js');
-
   const api = (await vscode.extensions.getExtension<FinetuneApi>(EXTENSION_ID)?.activate()) as FinetuneApi;
   const training = api.training;
   // The registry behind the API's interface: what it started the local backend with, and the settings' outcome.
