@@ -7,7 +7,11 @@ varlen_attn``, torch >= 2.10), which takes the packed tokens with the cumulative
 transformers passes down to attention). Where it is missing, the engine uses ``sdpa`` with packed
 ``position_ids``: transformers then builds a per-example causal mask — correct, slower.
 
-Verified on the GPU machine by the packed-vs-unpacked logits test (test/gpu/).
+Checked by the packed-vs-unpacked logits test (test/gpu/checks.py ``packed``): on a GPU with torch's kernel; on
+the CPU, where torch's varlen_attn has no kernel at all (``aten::_flash_attention_forward`` is CUDA-only in torch
+2.13), with a per-segment sdpa stand-in of the same signature passed to ``register``, so that everything around the
+kernel (the GQA repeat, the transposes, the boundaries' plumbing through transformers, the registration) is checked
+even there.
 """
 
 from __future__ import annotations
@@ -38,17 +42,21 @@ def _call_varlen(fn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu:
     elif "causal" in params:
         kwargs["causal"] = True
     elif "window_size" in params:
-        kwargs["window_size"] = [-1, 0]
+        # A tuple: torch 2.13 decides causality with `window_size == (-1, 0)`, which a list never equals (it then
+        # ran a (-1, 0) sliding window instead on the flash backend, and the cuDNN backend refuses any window).
+        kwargs["window_size"] = (-1, 0)
     if scale is not None and "scale" in params:
         kwargs["scale"] = scale
     out = fn(q, k, v, cu, cu, max_len, max_len, **kwargs)
     return out[0] if isinstance(out, tuple) else out
 
 
-def register() -> str:
-    """Registers the varlen path when this torch has it; the attn_implementation to load models with."""
-    fn = _varlen_function()
-    if fn is None or not torch.cuda.is_available():
+def register(varlen: Any | None = None) -> str:
+    """Registers the varlen path when this torch has it (and a GPU runs it); the attn_implementation to load models
+    with. `varlen` replaces torch's kernel with a function of the same signature: test/gpu/checks.py passes a
+    per-segment sdpa reference to check this module's plumbing on the CPU."""
+    fn = varlen if varlen is not None else _varlen_function()
+    if fn is None or (varlen is None and not torch.cuda.is_available()):
         return "sdpa"
     from transformers import AttentionInterface  # noqa: PLC0415
 

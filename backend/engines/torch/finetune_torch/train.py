@@ -8,12 +8,18 @@ fused AdamW, gradient checkpointing when the model is big for the memory, option
 GPUs through torchrun (gradients summed across ranks, so the loss stays normalised over the whole step's
 trained tokens).
 
-Status: written without a GPU (none was lent to the session that wrote it); test/gpu/ holds the checks that the
-GPU machine runs.
+Status: written without a GPU (none was lent to the sessions that wrote it). test/engine.torchGpu.test.ts runs on
+the CPU with FINETUNE_TORCH_ALLOW_CPU=1 everything a CPU can honestly run: the training loop in float32 and bf16,
+several processes through torchrun (gloo in place of NCCL), the memory plan (memory.py), out-of-memory and NaN
+reports (injected through FAULT_ENV), the varlen attention's plumbing (with a reference stand-in for torch's
+CUDA-only kernel) and the benchmark's --tiny mode. What only a GPU can show: NCCL, the flash/cuDNN varlen kernel
+itself, fused AdamW's CUDA kernel, real out-of-memory, the plan's estimates against real peaks, and the speed.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import math
 import os
@@ -24,14 +30,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import IO, Any, Callable
 
 import torch
 
 #: torch >= 2.5 names it at the top level; older releases only under torch.cuda.
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
-from . import attention
+from . import attention, memory
 from .data import (
     IGNORE,
     DataError,
@@ -47,13 +54,17 @@ from .data import (
     plan_run,
     prompt_ids,
 )
+from .hub import model_folder
 from .protocol import Cancelled, Channel, EngineError, TrainSpec, out_of_memory_message, parse_request
 from .tokenizer import ModelTokenizer, check_template, load_model_tokenizer
 
 #: transformers' default max_grad_norm, as the embedded engine.
 MAX_GRAD_NORM = 1.0
-#: Positions whose logits are computed at once: bounds the [positions × vocabulary] float32 tensor.
-LOSS_CHUNK = 4096
+#: Positions whose logits are computed at once. Each chunk's loss is back-propagated to the hidden states before
+#: the next chunk is computed, so this bounds the [positions × vocabulary] float32 tensors (logits, log-softmax,
+#: their gradient: about 2 GiB at 1024 × 151,936 × 14 bytes) whatever the row's length; 1024 rows still keep the
+#: LM head's matmul efficient.
+LOSS_CHUNK = 1024
 #: Where a checkpoint's optimizer, RNG and step live beside the adapter files.
 RESUME_STATE = "resume_state.pt"
 #: Lets the parity test start from an adapter the embedded engine initialised (issue 8, "Verified on the GPU").
@@ -65,6 +76,45 @@ DTYPE_ENV = "FINETUNE_TORCH_DTYPE"
 CPU_ENV = "FINETUNE_TORCH_ALLOW_CPU"
 #: Opt-in torch.compile of the decoder (shapes vary with packing, so it recompiles; off by default).
 COMPILE_ENV = "FINETUNE_TORCH_COMPILE"
+#: TEST ONLY: makes a fault happen that a CPU cannot provoke, so the tests check how the engine reports it:
+#: `out_of_memory@N` raises torch.OutOfMemoryError in step N's forward, `out_of_memory@sample:N` /
+#: `out_of_memory@eval:N` in step N's checkpoint sample / evaluation, `nan_loss@N` makes step N's loss NaN.
+FAULT_ENV = "FINETUNE_TORCH_FAULT"
+#: Seconds a cancelled multi-GPU job gives its processes to stop before they are killed.
+STOP_GRACE_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected fault (FAULT_ENV): what happens, where (`step`, `sample` or `eval`) and at which step."""
+
+    kind: str
+    where: str
+    step: int
+
+    @staticmethod
+    def from_env() -> Fault | None:
+        value = os.environ.get(FAULT_ENV, "")
+        if value == "":
+            return None
+        kind, _, at = value.partition("@")
+        where, _, step = at.rpartition(":")
+        where = where or "step"
+        valid = kind in ("out_of_memory", "nan_loss") and where in ("step", "sample", "eval") and step.isdigit() and not (kind == "nan_loss" and where != "step")
+        if not valid:
+            raise EngineError(
+                "engine_error",
+                f"{FAULT_ENV}={value!r} is not understood: expected out_of_memory@N, out_of_memory@sample:N, out_of_memory@eval:N or nan_loss@N (test only)",
+            )
+        return Fault(kind, where, int(step))
+
+    def hits(self, kind: str, where: str, step: int) -> bool:
+        return self.kind == kind and self.where == where and self.step == step
+
+    def out_of_memory(self, where: str, step: int) -> None:
+        """Raises the real torch.OutOfMemoryError when this is the injected fault's place."""
+        if self.hits("out_of_memory", where, step):
+            raise OUT_OF_MEMORY(f"CUDA out of memory (injected by {FAULT_ENV} at {where} {step})")
 
 
 class StopFlag:
@@ -88,30 +138,54 @@ def main(channel: Channel) -> int:
     request = parse_request(line)
     if not isinstance(request, TrainSpec):
         raise EngineError("engine_error", "protocol: expected a train message in train mode")
+    # The base model's folder: here, in the Hugging Face cache, or downloaded where the backend allows it — once,
+    # before torchrun starts its ranks (they then find it in the cache). A model_unavailable error ends the job.
+    quiet = "LOCAL_RANK" in os.environ
+    folder = model_folder(request.model.id, request.model.path, (lambda *_: None) if quiet else channel.log)
+    request = replace(request, model=replace(request.model, path=folder))
     stop = StopFlag()
     signal.signal(signal.SIGTERM, lambda *_: stop.event.set())
     if spec_file is None:
         threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
     if request.gpus > 1 and "LOCAL_RANK" not in os.environ:
-        return _launch_torchrun(request, line, stop)
+        return _launch_torchrun(request, line, stop, channel)
+    rank = int(os.environ.get("RANK", "0"))
+    failure: tuple[str, str] | None = None
+    trainer: Trainer | None = None
     try:
-        Trainer(request, channel, stop).run()
+        trainer = Trainer(request, channel, stop, Fault.from_env())
+        trainer.run()
+        return 0
     except Cancelled:
         print("engine: training stopped (cancelled)", file=sys.stderr)
         return 143 if stop.event.is_set() else 0
     except OUT_OF_MEMORY:
+        # The peak is read before anything is freed (it is a running maximum, freeing does not lower it).
         peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
-        total = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
+        total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory if torch.cuda.is_available() else None
         h = request.hyperparameters
-        _rank0(channel).error("out_of_memory", out_of_memory_message(peak, total, h.batch_size, h.max_seq_length))
-        return 1
-    except DataError as error:
-        _rank0(channel).error(error.code, str(error))
-        return 1
-    except EngineError as error:
-        _rank0(channel).error(error.code, str(error))
-        return 1
-    return 0
+        failure = ("out_of_memory", out_of_memory_message(peak, total, h.batch_size, h.max_seq_length))
+    except (DataError, EngineError) as error:
+        failure = (error.code, str(error))
+    except Exception:
+        if stop.event.is_set():
+            # Cancelled while waiting on another rank, which stopped first: its collective failed, nothing to report.
+            print(f"engine: rank {rank} stopped (cancelled)", file=sys.stderr)
+            return 143
+        raise
+    # Out of the except block the exception and its traceback are gone, and with them the frames that held the
+    # model's activations: give that memory back before reporting, so that reporting cannot run out of it too.
+    trainer = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    code, message = failure
+    if rank == 0:
+        channel.error(code, message)
+    else:
+        # Only rank 0 speaks the protocol; the others' failures go to the log (the launcher reports the exit).
+        print(f"engine: rank {rank} failed: {code}: {message}", file=sys.stderr)
+    return 1
 
 
 def _watch_stdin(stop: StopFlag) -> None:
@@ -125,31 +199,136 @@ def _rank0(channel: Channel) -> Channel:
     return channel if int(os.environ.get("RANK", "0")) == 0 else Channel(open(os.devnull, "w"))  # noqa: SIM115
 
 
-def _launch_torchrun(spec: TrainSpec, line: str, stop: StopFlag) -> int:
-    """Several GPUs: the same job under torchrun, one process per GPU; rank 0 speaks the protocol on our stdout."""
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the torchrun child runs before exec: ask for SIGTERM when this launcher dies, even by SIGKILL (Linux
+    prctl PR_SET_PDEATHSIG), so that a killed engine never leaves training processes behind (torchrun passes the
+    SIGTERM on to its workers). libc is looked up here, before the fork: the child only makes the call."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process under `pid` (Linux /proc): torchrun starts its workers in sessions of their own, so a process
+    group signal would miss them."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _relay(source: IO[str], seen: set[str]) -> None:
+    """Passes rank 0's protocol lines to our stdout as they come, noting which message types went by. Anything else
+    a worker printed (a library's print) goes to stderr: stdout carries protocol messages only."""
+    for line in source:
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            message = None
+        if isinstance(message, dict) and isinstance(message.get("type"), str):
+            seen.add(message["type"])
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        else:
+            sys.stderr.write(line)
+
+
+def _launch_torchrun(spec: TrainSpec, line: str, stop: StopFlag, channel: Channel) -> int:
+    """Several GPUs: the same job under torchrun, one process per GPU; rank 0 speaks the protocol, relayed to our
+    stdout. `--standalone` has torchrun's rendezvous listen on a free port (localhost:0), so two jobs at once do not
+    clash. Cancelling (stdin closed, SIGTERM) goes to torchrun, which stops its workers; any still running after
+    STOP_GRACE_SECONDS are killed."""
+    if torch.cuda.is_available():
+        visible = torch.cuda.device_count()
+        if visible < spec.gpus:
+            raise EngineError("engine_error", f"the job asks for {spec.gpus} GPUs and {visible} are visible here: lower its GPU count to {visible}")
+    elif os.environ.get(CPU_ENV) != "1":
+        raise EngineError("engine_error", f"the job asks for {spec.gpus} GPUs and torch.cuda.is_available() is false")
     os.makedirs(spec.output_dir, exist_ok=True)
     spec_file = os.path.join(spec.output_dir, "torch-train-message.json")
     with open(spec_file, "w", encoding="utf-8") as f:
         f.write(line)
     env = {**os.environ, "FINETUNE_TORCH_SPEC_FILE": spec_file}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={spec.gpus}", "-m", "finetune_torch", "train"]
-    child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
-    while child.poll() is None:
-        if stop.event.wait(0.5):
-            child.terminate()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={spec.gpus}", "--max_restarts=0", "-m", "finetune_torch", "train"]
+    try:
+        child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, encoding="utf-8", preexec_fn=_die_with_parent())
+        assert child.stdout is not None
+        seen: set[str] = set()
+        relay = threading.Thread(target=_relay, args=(child.stdout, seen), daemon=True)
+        relay.start()
+        while child.poll() is None:
+            if stop.event.wait(0.5):
+                if seen & {"done", "error"}:
+                    # The job is over (the backend closes stdin once it reads `done` or `error`): let the ranks finish
+                    # shutting down rather than cancel them.
+                    try:
+                        child.wait(STOP_GRACE_SECONDS)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                _stop_torchrun(child)
+                relay.join(5)
+                return 0 if "done" in seen else 1 if "error" in seen else 143
+        relay.join(30)
+        if child.returncode != 0 and not seen & {"error", "done"}:
+            channel.error("engine_crashed", f"a training process exited with code {child.returncode} without saying why; the engine's log has its output")
+        return child.returncode
+    finally:
+        # The workers read it when they start; it is no part of the job's output.
+        os.remove(spec_file)
+
+
+def _stop_torchrun(child: subprocess.Popen[str]) -> None:
+    """SIGTERM to torchrun (it passes it on to its workers, whose stop flags end them between rows); whatever of
+    torchrun and its workers still runs after STOP_GRACE_SECONDS is killed."""
+    workers = _descendants(child.pid)
+    child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline and (child.poll() is None or any(_alive(p) for p in workers)):
+        time.sleep(0.1)
+    for pid in [*workers, child.pid]:
+        if _alive(pid):
             try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-            return 143
-    return child.returncode
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    child.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 class Trainer:
     """One job from its spec to its last checkpoint (see the module comment)."""
 
-    def __init__(self, spec: TrainSpec, channel: Channel, stop: StopFlag) -> None:
+    def __init__(self, spec: TrainSpec, channel: Channel, stop: StopFlag, fault: Fault | None = None) -> None:
         self.spec = spec
+        self.fault = fault
+        #: The step being trained (where an injected fault happens).
+        self.step = 0
+        #: The decoder's uncompiled and compiled forwards when COMPILE_ENV compiled it.
+        self.eager_forward: Callable[..., Any] | None = None
+        self.compiled_forward: Callable[..., Any] | None = None
         self.h = spec.hyperparameters
         self.stop = stop
         self.rank = int(os.environ.get("RANK", "0"))
@@ -163,7 +342,8 @@ class Trainer:
         if self.cuda:
             torch.cuda.set_device(self.device)
         if self.world > 1:
-            torch.distributed.init_process_group("nccl")
+            # NCCL between GPUs; gloo where FINETUNE_TORCH_ALLOW_CPU=1 checks the multi-process path on the CPU.
+            torch.distributed.init_process_group("nccl" if self.cuda else "gloo")
 
     def log(self, level: str, message: str, data: dict[str, Any] | None = None) -> None:
         self.channel.log(level, message, data)
@@ -213,6 +393,8 @@ class Trainer:
         orders: dict[int, list[int]] = {}
         final = ""
         for step in range(start_step + 1, plan.total_steps + 1):
+            self.stop.check()
+            self.step = step
             step_start = time.perf_counter()
             if self.cuda:
                 torch.cuda.reset_peak_memory_stats(self.device)
@@ -281,11 +463,11 @@ class Trainer:
             raise EngineError("model_unavailable", f"cannot load {spec.model.id} from {spec.model.path}: {error}") from error
         base.to(self.device)
         base.config.use_cache = False
-        checkpointing, self.row_tokens = self._plan_memory(base)
+        checkpointing, self.row_tokens, described = self._plan_memory(base)
         if checkpointing:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             base.enable_input_require_grads()
-        self.log("info", f"packed rows of up to {self.row_tokens} tokens; gradient checkpointing {'on' if checkpointing else 'off'}")
+        self.log("info", described)
         if h.training_type == "full":
             for p in base.parameters():
                 p.requires_grad_(True)
@@ -305,31 +487,47 @@ class Trainer:
             model = get_peft_model(base, config)
         if os.environ.get(COMPILE_ENV) == "1":
             inner = _decoder(model)
-            inner.forward = torch.compile(inner.forward, dynamic=True)
+            # The eager forward stays at hand for the checkpoints' samples: generation's one-token steps with a
+            # growing cache would recompile the graph (minutes) for one short answer.
+            self.eager_forward = inner.forward
+            self.compiled_forward = torch.compile(inner.forward, dynamic=True)
+            inner.forward = self.compiled_forward
         trainable = [p for p in model.parameters() if p.requires_grad]
         return model, trainable
 
-    def _plan_memory(self, base: Any) -> tuple[bool, int]:
-        """Whether to checkpoint gradients, and how many tokens a packed row may hold, from the memory left once
-        the weights are loaded (TRAINING.md: checkpointing costs 20–30% speed, so only when a row of
-        max_seq_length would not fit without it). Activations kept per token and layer: about 34 × hidden values
-        without checkpointing, the layer's input (plus one layer recomputed at a time) with it; the flash kernels
-        keep no attention matrix. FINETUNE_TORCH_GRADIENT_CHECKPOINTING=0/1 and FINETUNE_TORCH_PACK_TOKENS=N
-        override the estimate."""
-        config = base.config
-        hidden, layers = config.hidden_size, config.num_hidden_layers
-        element = 2 if next(base.parameters()).dtype != torch.float32 else 4
-        if not self.cuda:
-            return False, max(self.h.max_seq_length, int(os.environ.get("FINETUNE_TORCH_PACK_TOKENS", "0")) or 16384)
-        free, _total = torch.cuda.mem_get_info(self.device)
-        usable = free * 0.7
-        full = layers * 34 * hidden * element
-        checkpointed = layers * 2 * hidden * element + 34 * hidden * element
+    def _plan_memory(self, base: Any) -> tuple[bool, int, str]:
+        """Whether to checkpoint gradients, how many tokens a packed row may hold, and the log line that says why:
+        memory.plan_memory over the memory left once the weights are loaded (the GPU's; the host's on the CPU).
+        FINETUNE_TORCH_GRADIENT_CHECKPOINTING=0/1 and FINETUNE_TORCH_PACK_TOKENS=N override the plan; with both
+        set no estimate is made (and none can refuse the job)."""
+        h = self.h
         forced = os.environ.get("FINETUNE_TORCH_GRADIENT_CHECKPOINTING")
-        checkpointing = forced == "1" if forced in ("0", "1") else usable < self.h.max_seq_length * full
-        per_token = checkpointed if checkpointing else full
-        row = int(os.environ.get("FINETUNE_TORCH_PACK_TOKENS", "0")) or min(16384, int(usable // per_token))
-        return checkpointing, max(self.h.max_seq_length, row)
+        forced_checkpointing = forced == "1" if forced in ("0", "1") else None
+        forced_row = int(os.environ.get("FINETUNE_TORCH_PACK_TOKENS", "0") or "0")
+        free = torch.cuda.mem_get_info(self.device)[0] if self.cuda else _host_available_bytes()
+        if free is None or (forced_checkpointing is not None and forced_row > 0):
+            checkpointing = bool(forced_checkpointing)
+            row = max(h.max_seq_length, forced_row or memory.ROW_CAP)
+            return checkpointing, row, f"packed rows of up to {row} tokens; gradient checkpointing {'on' if checkpointing else 'off'} (set, not planned)"
+        parameters = list(base.parameters())
+        try:
+            plan = memory.plan_memory(
+                memory.shape_of(base.config),
+                parameters[0].element_size(),
+                int(free),
+                h.max_seq_length,
+                h.lora_r,
+                h.lora_target_modules,
+                LOSS_CHUNK,
+                full_fine_tuning=h.training_type == "full",
+                weight_count=sum(p.numel() for p in parameters),
+                dense_mask=not self.packed_attention,
+            )
+        except memory.NotEnoughMemory as error:
+            raise EngineError("out_of_memory", str(error)) from error
+        checkpointing = plan.checkpointing if forced_checkpointing is None else forced_checkpointing
+        row = max(h.max_seq_length, forced_row or plan.row_tokens)
+        return checkpointing, row, plan.describe() + ("" if (forced_checkpointing, forced_row) == (None, 0) else f"; overridden: rows of {row}, checkpointing {'on' if checkpointing else 'off'}")
 
     def _read_resume_state(self, plan: Any, data: Dataset) -> dict[str, Any] | None:
         if self.spec.resume_from is None:
@@ -349,30 +547,16 @@ class Trainer:
 
     # ---- the step ----------------------------------------------------------------------------------------------
 
-    def _row_tensors(self, row: PackedRow) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
-        ids = torch.tensor([row.input_ids], dtype=torch.long, device=self.device)
-        labels = torch.tensor(row.labels, dtype=torch.long, device=self.device)
-        positions = torch.tensor([row.position_ids], dtype=torch.long, device=self.device)
-        extra = attention.packed_kwargs(row.cu_seqlens, row.max_seqlen, self.device) if self.packed_attention else {}
-        return ids, labels, positions, extra
+    def _row_loss(self, model: Any, row: PackedRow, scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """row_loss for this job's device and attention, with an injected fault (FAULT_ENV) when this is its step."""
+        fault = self.fault
+        poison = scale is not None and fault is not None and fault.hits("nan_loss", "step", self.step)
 
-    def _row_loss(self, model: Any, row: PackedRow) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed cross-entropy over the row's trained positions, and the count of right argmax predictions."""
-        ids, labels, positions, extra = self._row_tensors(row)
-        hidden = _decoder(model)(input_ids=ids, position_ids=positions, use_cache=False, **extra).last_hidden_state[0]
-        # Position i predicts labels[i + 1]; only positions with a trained next token get logits.
-        targets = labels[1:]
-        where = (targets != IGNORE).nonzero(as_tuple=True)[0]
-        head = _lm_head(model)
-        loss = torch.zeros((), device=self.device, dtype=torch.float32)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        for start in range(0, where.numel(), LOSS_CHUNK):
-            at = where[start : start + LOSS_CHUNK]
-            logits = head(hidden[at]).float()
-            goal = targets[at]
-            loss = loss + torch.nn.functional.cross_entropy(logits, goal, reduction="sum")
-            correct = correct + (logits.argmax(-1) == goal).sum()
-        return loss, correct
+        def after_forward() -> None:
+            if fault is not None:
+                fault.out_of_memory("step", self.step)
+
+        return row_loss(model, row, self.device, self.packed_attention, scale, poison=poison, after_forward=after_forward)
 
     def _forward_backward(self, model: Any, rows: list[PackedRow], step_trained: int, trainable: list[torch.nn.Parameter]) -> tuple[float, float]:
         model.train()
@@ -380,15 +564,15 @@ class Trainer:
         correct = 0.0
         for row in rows:
             self.stop.check()
-            loss, right = self._row_loss(model, row)
             # The step's loss is the mean over all its trained tokens (every rank's rows together): each row's sum
             # is divided by the step's total; ranks then sum their gradients rather than averaging them.
-            (loss / step_trained).backward()
-            loss_sum += float(loss.detach())
+            loss, right = self._row_loss(model, row, 1.0 / step_trained)
+            loss_sum += float(loss)
             correct += float(right)
         if self.world > 1:
             for p in trainable:
                 if p.grad is None:
+                    # A rank with no rows this step (fewer rows than ranks) still takes part in every all_reduce.
                     p.grad = torch.zeros_like(p)
                 torch.distributed.all_reduce(p.grad)
         return loss_sum, correct
@@ -399,9 +583,11 @@ class Trainer:
         rows = pack_batch(examples, budget)
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.float64)
+        if self.fault is not None:
+            self.fault.out_of_memory("eval", self.step)
         for row in rows[self.rank :: self.world]:
             self.stop.check()
-            loss, right = self._row_loss(model, row)
+            loss, right = self._row_loss(model, row, None)
             loss_sum += loss.double()
             correct += right.double()
         if self.world > 1:
@@ -467,6 +653,8 @@ class Trainer:
         """This checkpoint's greedy answer to the run's sample conversation (at most about twice the reference)."""
         if data.sample is None:
             return None
+        if self.fault is not None:
+            self.fault.out_of_memory("sample", self.step)
         messages = [Message(m["role"], m["content"]) for m in data.sample.messages]
         prompt = prompt_ids(tokenizer, tokenizer.chat, messages)
         limit = 2 * (len(tokenizer.encode(data.sample.reference)) + 1) + 8
@@ -476,12 +664,75 @@ class Trainer:
         model.config.use_cache = True
         try:
             ids = torch.tensor([prompt], dtype=torch.long, device=self.device)
+            if self.eager_forward is not None:
+                _decoder(model).forward = self.eager_forward
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=limit, do_sample=False, eos_token_id=sorted(stops), pad_token_id=tokenizer.chat.im_end)
             answer = [t for t in out[0, len(prompt) :].tolist() if t not in stops]
         finally:
+            if self.compiled_forward is not None:
+                _decoder(model).forward = self.compiled_forward
             model.config.use_cache = was_caching
             model.train()
         return {"messages": data.sample.messages, "reference": data.sample.reference, "answer": tokenizer.decode(answer)}
+
+
+def row_loss(
+    model: Any,
+    row: PackedRow,
+    device: torch.device,
+    packed_attention: bool,
+    scale: float | None,
+    *,
+    poison: bool = False,
+    after_forward: Callable[[], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy over a packed row's trained positions, and the count of right argmax predictions. With
+    `scale` (training), also back-propagates `scale` × that sum: chunk by chunk (LOSS_CHUNK positions) through the
+    LM head into the hidden states, then once through the decoder, so that only one chunk's logits exist at a time.
+    Module-level so that bench/torch_bench.py measures this very code. `poison` makes the loss NaN (FAULT_ENV)."""
+    ids = torch.tensor([row.input_ids], dtype=torch.long, device=device)
+    labels = torch.tensor(row.labels, dtype=torch.long, device=device)
+    positions = torch.tensor([row.position_ids], dtype=torch.long, device=device)
+    extra = attention.packed_kwargs(row.cu_seqlens, row.max_seqlen, device) if packed_attention else {}
+    hidden = _decoder(model)(input_ids=ids, position_ids=positions, use_cache=False, **extra).last_hidden_state[0]
+    if after_forward is not None:
+        after_forward()
+    factor = float("nan") if poison else 1.0
+    # Position i predicts labels[i + 1]; only positions with a trained next token get logits.
+    targets = labels[1:]
+    where = (targets != IGNORE).nonzero(as_tuple=True)[0]
+    head = _lm_head(model)
+    training = scale is not None and torch.is_grad_enabled() and hidden.requires_grad
+    # The LM head's input, cut off from the decoder's graph: each chunk's backward stops here and accumulates into
+    # its .grad, which then goes through the decoder in one backward.
+    source = hidden.detach().requires_grad_(True) if training else hidden
+    loss = torch.zeros((), device=device, dtype=torch.float32)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for start in range(0, where.numel(), LOSS_CHUNK):
+        at = where[start : start + LOSS_CHUNK]
+        logits = head(source[at]).float()
+        goal = targets[at]
+        chunk = torch.nn.functional.cross_entropy(logits, goal, reduction="sum") * factor
+        if training and scale is not None:
+            (chunk * scale).backward()
+        loss = loss + chunk.detach()
+        correct = correct + (logits.detach().argmax(-1) == goal).sum()
+        del logits, chunk
+    if training and source.grad is not None:
+        hidden.backward(source.grad)
+    return loss, correct
+
+
+def _host_available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux): the CPU run's counterpart of the GPU's free memory."""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _checkpoint_path(output_dir: str, step: int) -> str:
