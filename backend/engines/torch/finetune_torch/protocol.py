@@ -39,6 +39,17 @@ class Cancelled(Exception):
     """The backend closed stdin or sent SIGTERM: stop, report nothing."""
 
 
+class StopFlag:
+    """Set when the backend closes stdin or sends SIGTERM; checked between micro-batches."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise Cancelled()
+
+
 def _bad(where: str, what: str) -> EngineError:
     return EngineError("engine_error", f"protocol: {where} {what}")
 

@@ -5,20 +5,19 @@ embedded engine's, bit for bit — so the two engines train on the same batches.
 bf16 weights, a step's examples packed into few rows with attention kept within each example
 (attention.py), the loss computed only at trained positions in chunks (no [tokens × vocabulary] logits),
 fused AdamW, gradient checkpointing when the model is big for the memory, optional torch.compile, and several
-GPUs through torchrun (gradients summed across ranks, so the loss stays normalised over the whole step's
-trained tokens).
+GPUs through torchrun (launch.py; gradients summed across ranks, so the loss stays normalised over the whole
+step's trained tokens).
 
 Status: written without a GPU (none was lent to the sessions that wrote it). test/engine.torchGpu.test.ts runs on
 the CPU with FINETUNE_TORCH_ALLOW_CPU=1 everything a CPU can honestly run: the training loop in float32 and bf16,
 several processes through torchrun (gloo in place of NCCL), the memory plan (memory.py), out-of-memory and NaN
-reports (injected through FAULT_ENV), the varlen attention's plumbing (with a reference stand-in for torch's
+reports (injected through faults.py), the varlen attention's plumbing (with a reference stand-in for torch's
 CUDA-only kernel) and the benchmark's --tiny mode. What only a GPU can show: NCCL, the flash/cuDNN varlen kernel
 itself, fused AdamW's CUDA kernel, real out-of-memory, the plan's estimates against real peaks, and the speed.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import math
@@ -26,17 +25,13 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
-from typing import IO, Any, Callable
+from dataclasses import replace
+from typing import Any, Callable
 
 import torch
-
-#: torch >= 2.5 names it at the top level; older releases only under torch.cuda.
-OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 from . import attention, memory
 from .data import (
@@ -55,7 +50,9 @@ from .data import (
     prompt_ids,
 )
 from .hub import model_folder
-from .protocol import Cancelled, Channel, EngineError, TrainSpec, out_of_memory_message, parse_request
+from .faults import OUT_OF_MEMORY, Fault
+from .launch import launch_torchrun
+from .protocol import Cancelled, Channel, EngineError, StopFlag, TrainSpec, out_of_memory_message, parse_request
 from .tokenizer import ModelTokenizer, check_template, load_model_tokenizer
 
 #: transformers' default max_grad_norm, as the embedded engine.
@@ -76,56 +73,6 @@ DTYPE_ENV = "FINETUNE_TORCH_DTYPE"
 CPU_ENV = "FINETUNE_TORCH_ALLOW_CPU"
 #: Opt-in torch.compile of the decoder (shapes vary with packing, so it recompiles; off by default).
 COMPILE_ENV = "FINETUNE_TORCH_COMPILE"
-#: TEST ONLY: makes a fault happen that a CPU cannot provoke, so the tests check how the engine reports it:
-#: `out_of_memory@N` raises torch.OutOfMemoryError in step N's forward, `out_of_memory@sample:N` /
-#: `out_of_memory@eval:N` in step N's checkpoint sample / evaluation, `nan_loss@N` makes step N's loss NaN.
-FAULT_ENV = "FINETUNE_TORCH_FAULT"
-#: Seconds a cancelled multi-GPU job gives its processes to stop before they are killed.
-STOP_GRACE_SECONDS = 20.0
-
-
-@dataclass(frozen=True)
-class Fault:
-    """An injected fault (FAULT_ENV): what happens, where (`step`, `sample` or `eval`) and at which step."""
-
-    kind: str
-    where: str
-    step: int
-
-    @staticmethod
-    def from_env() -> Fault | None:
-        value = os.environ.get(FAULT_ENV, "")
-        if value == "":
-            return None
-        kind, _, at = value.partition("@")
-        where, _, step = at.rpartition(":")
-        where = where or "step"
-        valid = kind in ("out_of_memory", "nan_loss") and where in ("step", "sample", "eval") and step.isdigit() and not (kind == "nan_loss" and where != "step")
-        if not valid:
-            raise EngineError(
-                "engine_error",
-                f"{FAULT_ENV}={value!r} is not understood: expected out_of_memory@N, out_of_memory@sample:N, out_of_memory@eval:N or nan_loss@N (test only)",
-            )
-        return Fault(kind, where, int(step))
-
-    def hits(self, kind: str, where: str, step: int) -> bool:
-        return self.kind == kind and self.where == where and self.step == step
-
-    def out_of_memory(self, where: str, step: int) -> None:
-        """Raises the real torch.OutOfMemoryError when this is the injected fault's place."""
-        if self.hits("out_of_memory", where, step):
-            raise OUT_OF_MEMORY(f"CUDA out of memory (injected by {FAULT_ENV} at {where} {step})")
-
-
-class StopFlag:
-    """Set when the backend closes stdin or sends SIGTERM; checked between micro-batches."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def check(self) -> None:
-        if self.event.is_set():
-            raise Cancelled()
 
 
 def main(channel: Channel) -> int:
@@ -148,7 +95,7 @@ def main(channel: Channel) -> int:
     if spec_file is None:
         threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
     if request.gpus > 1 and "LOCAL_RANK" not in os.environ:
-        return _launch_torchrun(request, line, stop, channel)
+        return launch_torchrun(request, line, stop, channel, os.environ.get(CPU_ENV) == "1")
     rank = int(os.environ.get("RANK", "0"))
     failure: tuple[str, str] | None = None
     trainer: Trainer | None = None
@@ -197,125 +144,6 @@ def _watch_stdin(stop: StopFlag) -> None:
 
 def _rank0(channel: Channel) -> Channel:
     return channel if int(os.environ.get("RANK", "0")) == 0 else Channel(open(os.devnull, "w"))  # noqa: SIM115
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """What the torchrun child runs before exec: ask for SIGTERM when this launcher dies, even by SIGKILL (Linux
-    prctl PR_SET_PDEATHSIG), so that a killed engine never leaves training processes behind (torchrun passes the
-    SIGTERM on to its workers). libc is looked up here, before the fork: the child only makes the call."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM)
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process under `pid` (Linux /proc): torchrun starts its workers in sessions of their own, so a process
-    group signal would miss them."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _relay(source: IO[str], seen: set[str]) -> None:
-    """Passes rank 0's protocol lines to our stdout as they come, noting which message types went by. Anything else
-    a worker printed (a library's print) goes to stderr: stdout carries protocol messages only."""
-    for line in source:
-        try:
-            message = json.loads(line)
-        except json.JSONDecodeError:
-            message = None
-        if isinstance(message, dict) and isinstance(message.get("type"), str):
-            seen.add(message["type"])
-            sys.stdout.write(line)
-            sys.stdout.flush()
-        else:
-            sys.stderr.write(line)
-
-
-def _launch_torchrun(spec: TrainSpec, line: str, stop: StopFlag, channel: Channel) -> int:
-    """Several GPUs: the same job under torchrun, one process per GPU; rank 0 speaks the protocol, relayed to our
-    stdout. `--standalone` has torchrun's rendezvous listen on a free port (localhost:0), so two jobs at once do not
-    clash. Cancelling (stdin closed, SIGTERM) goes to torchrun, which stops its workers; any still running after
-    STOP_GRACE_SECONDS are killed."""
-    if torch.cuda.is_available():
-        visible = torch.cuda.device_count()
-        if visible < spec.gpus:
-            raise EngineError("engine_error", f"the job asks for {spec.gpus} GPUs and {visible} are visible here: lower its GPU count to {visible}")
-    elif os.environ.get(CPU_ENV) != "1":
-        raise EngineError("engine_error", f"the job asks for {spec.gpus} GPUs and torch.cuda.is_available() is false")
-    os.makedirs(spec.output_dir, exist_ok=True)
-    spec_file = os.path.join(spec.output_dir, "torch-train-message.json")
-    with open(spec_file, "w", encoding="utf-8") as f:
-        f.write(line)
-    env = {**os.environ, "FINETUNE_TORCH_SPEC_FILE": spec_file}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={spec.gpus}", "--max_restarts=0", "-m", "finetune_torch", "train"]
-    try:
-        child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, encoding="utf-8", preexec_fn=_die_with_parent())
-        assert child.stdout is not None
-        seen: set[str] = set()
-        relay = threading.Thread(target=_relay, args=(child.stdout, seen), daemon=True)
-        relay.start()
-        while child.poll() is None:
-            if stop.event.wait(0.5):
-                if seen & {"done", "error"}:
-                    # The job is over (the backend closes stdin once it reads `done` or `error`): let the ranks finish
-                    # shutting down rather than cancel them.
-                    try:
-                        child.wait(STOP_GRACE_SECONDS)
-                        break
-                    except subprocess.TimeoutExpired:
-                        pass
-                _stop_torchrun(child)
-                relay.join(5)
-                return 0 if "done" in seen else 1 if "error" in seen else 143
-        relay.join(30)
-        if child.returncode != 0 and not seen & {"error", "done"}:
-            channel.error("engine_crashed", f"a training process exited with code {child.returncode} without saying why; the engine's log has its output")
-        return child.returncode
-    finally:
-        # The workers read it when they start; it is no part of the job's output.
-        os.remove(spec_file)
-
-
-def _stop_torchrun(child: subprocess.Popen[str]) -> None:
-    """SIGTERM to torchrun (it passes it on to its workers, whose stop flags end them between rows); whatever of
-    torchrun and its workers still runs after STOP_GRACE_SECONDS is killed."""
-    workers = _descendants(child.pid)
-    child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    while time.monotonic() < deadline and (child.poll() is None or any(_alive(p) for p in workers)):
-        time.sleep(0.1)
-    for pid in [*workers, child.pid]:
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    child.wait()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Trainer:
