@@ -23,6 +23,11 @@ export interface RunState {
   checkpointsLoaded: boolean;
   /** The last metrics' train loss, when a metrics event was seen. */
   lastLoss: number | undefined;
+  /**
+   * The latest message event seen live (the engine's or the backend's: "Downloading …", "Training 300 steps …"):
+   * what a running run is doing before its first step, when the row has no progress to show.
+   */
+  lastMessage?: string;
 }
 
 /** One backend's part of the model. */
@@ -209,7 +214,7 @@ export class RunsModel {
     entry.runs.clear();
     for (const job of jobs) {
       const old = previous.get(job.id);
-      entry.runs.set(job.id, { backend, job, checkpoints: old?.checkpoints ?? [], checkpointsLoaded: old?.checkpointsLoaded ?? false, lastLoss: old?.lastLoss });
+      entry.runs.set(job.id, { backend, job, checkpoints: old?.checkpoints ?? [], checkpointsLoaded: old?.checkpointsLoaded ?? false, lastLoss: old?.lastLoss, lastMessage: old?.lastMessage });
       if (old) this.maybeFinished(entry.runs.get(job.id)!, old.job.status);
       else if (isFinal(job.status)) this.reported.add(key(backend, job.id));
     }
@@ -238,12 +243,17 @@ export class RunsModel {
     if (isFinal(job.status)) this.reported.add(key(backend, job.id));
   }
 
-  /** A job event: metrics keep the last loss and the progress for the status bar. */
+  /** A job event: metrics keep the last loss and the progress for the status bar; a message is the latest news. */
   applyEvent(backend: string, event: FineTuningJobEvent): void {
     for (const listener of [...this.eventListeners]) listener(backend, event);
-    if (event.type !== 'metrics') return;
     const run = this.run(backend, event.job_id);
     if (!run) return;
+    if (event.type === 'message') {
+      if (run.lastMessage === event.message) return;
+      run.lastMessage = event.message;
+      this.emit({ kind: 'run', backend, jobId: run.job.id, added: false });
+      return;
+    }
     run.lastLoss = event.data.train_loss;
     const progress = run.job.progress;
     if (!progress || progress.step < event.data.step) {

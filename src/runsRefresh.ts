@@ -39,7 +39,7 @@ export function runRowView(run: RunState, now: number): RunRowView {
   const color = job.status === 'succeeded' ? 'testing.iconPassed' : job.status === 'failed' ? 'testing.iconFailed' : undefined;
   return {
     label: runLabel(job),
-    description: runDescription(job, now),
+    description: runDescription(job, now, run.lastMessage),
     icon: statusIcon(job.status),
     color,
     contextValue: `run:${job.status}${isFinal(job.status) ? ':final' : ''}`,

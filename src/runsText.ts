@@ -74,9 +74,20 @@ export function runProgress(job: FineTuningJob, now: number): string | undefined
   return parts.length > 0 ? parts.join(' · ') : undefined;
 }
 
-/** The tree item's description: base model, then the status or the progress. */
-export function runDescription(job: FineTuningJob, now: number): string {
-  return `${job.model} · ${runProgress(job, now) ?? statusWord(job.status)}`;
+/** Longest latest message a row shows (the tooltip has it whole). */
+const ROW_MESSAGE_CHARS = 60;
+
+/**
+ * The tree item's description: base model, then the status or the progress; a running run with no step yet shows
+ * its latest message instead (a base model being downloaded or loaded can take minutes before the first step).
+ */
+export function runDescription(job: FineTuningJob, now: number, lastMessage?: string): string {
+  const progress = runProgress(job, now);
+  if (progress === undefined && job.status === 'running' && job.progress === null && lastMessage !== undefined && lastMessage !== '') {
+    const line = lastMessage.split('\n', 1)[0];
+    return `${job.model} · ${line.length > ROW_MESSAGE_CHARS ? `${line.slice(0, ROW_MESSAGE_CHARS - 1).trimEnd()}…` : line}`;
+  }
+  return `${job.model} · ${progress ?? statusWord(job.status)}`;
 }
 
 /** The run's tooltip, as Markdown: status, model, the settings used, the error when it failed. */
@@ -97,6 +108,7 @@ export function runTooltip(run: RunState): string {
     [l10n.t('Seed'), String(job.seed)],
   ];
   if (job.trained_tokens !== null) rows.push([l10n.t('Trained tokens'), formatCount(job.trained_tokens)]);
+  if (run.lastMessage !== undefined && !FINAL_JOB_STATUSES.includes(job.status)) rows.push([l10n.t('Latest message'), run.lastMessage]);
   if (job.fine_tuned_model !== null) rows.push([l10n.t('Model name'), job.fine_tuned_model]);
   const lines = [`**${escapeMarkdown(runLabel(job))}**`, '', '| | |', '|:--|:--|', ...rows.map(([k, v]) => `| ${k} | ${escapeMarkdown(v)} |`)];
   if (job.error) lines.push('', `$(error) ${escapeMarkdown(job.error.message)} (\`${job.error.code}\`)`);

@@ -2,7 +2,7 @@
 // once-per-job finish reports (not on the initial fill, not again after a reconnect's snapshots); the wording.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { FileObject, FineTuningJobCheckpoint, MetricsEvent } from '../common/api';
+import type { FileObject, FineTuningJobCheckpoint, FineTuningJobEvent, MetricsEvent } from '../common/api';
 import { RunsModel, runRefOf, type ModelChange, type RunFinished } from '../src/runsModel';
 import { checkpointDescription, datasetsDescription, fileDescription, fileInUseMessage, fileTooltip, finishedMessage, formatBytes, runDescription, runLabel, runProgress, runStatusText, runTooltip, shortJobId, statusIcon } from '../src/runsText';
 import { FIXTURE_JOB_ID, fixtureJob } from './jobFixture';
@@ -104,6 +104,28 @@ describe('runs model', () => {
     assert.equal(runStatusText(current), '$(sync~spin) newer 12/96 · loss 1.23');
     model.applyJob('b', job('succeeded', { id: 'ftjob-cccccccccccccccccccccccc', started_at: 200 }));
     assert.equal(model.currentRun()?.backend, 'a');
+  });
+
+  it('keeps a running run\'s latest message, which its row shows until the first step', () => {
+    const model = new RunsModel();
+    model.setBackends(['a']);
+    model.fill('a', [job('running', { started_at: 100 })]);
+    const changes: ModelChange[] = [];
+    model.onChange((c) => changes.push(c));
+    const message = (seq: number, text: string): FineTuningJobEvent => ({ id: `ftevent-${seq}`, object: 'fine_tuning.job.event', created_at: 1, level: 'info', message: text, seq, job_id: ID, type: 'message', data: null });
+    model.applyEvent('a', message(1, 'Downloading Qwen/Qwen2.5-7B-Instruct from the Hugging Face hub: 3.1 of 15.2 GB (20%)'));
+    model.applyEvent('a', message(1, 'Downloading Qwen/Qwen2.5-7B-Instruct from the Hugging Face hub: 3.1 of 15.2 GB (20%)'));
+    assert.equal(changes.length, 1, 'the same message again changes nothing');
+    const run = model.run('a', ID);
+    assert.ok(run);
+    const description = runDescription(run.job, 0, run.lastMessage);
+    assert.equal(description, 'tiny-qwen2-1m · Downloading Qwen/Qwen2.5-7B-Instruct from the Hugging Face…');
+    assert.match(runTooltip(run), /Latest message \| Downloading .*20%/);
+    // Once steps are counted, the row shows them; a finished run's tooltip drops the message.
+    const stepped = { ...run.job, progress: { step: 1, total_steps: 10, epoch: 0.1 } };
+    assert.equal(runDescription(stepped, 0, run.lastMessage), 'tiny-qwen2-1m · step 1/10');
+    assert.equal(runDescription(job('failed'), 0, run.lastMessage), 'tiny-qwen2-1m · failed');
+    assert.doesNotMatch(runTooltip({ ...run, job: job('succeeded') }), /Latest message/);
   });
 
   it('keeps the state of backends that stay when the list changes, and drops the others', () => {
