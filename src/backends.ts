@@ -11,7 +11,7 @@ import { BackendClient } from './backendClient';
 import { BackendError } from './backendErrors';
 import { JobEventStream } from './backendEvents';
 import type { BackendEntry, BackendRegistry } from './backendRegistry';
-import { BACKENDS_SETTING, Config } from './config';
+import { BACKENDS_SETTING, type Config } from './config';
 import { LocalBackend, LocalBackendError, sameLaunch, type LocalBackendLaunch } from './localBackend';
 import type { RunsModel } from './runsModel';
 /** globalState key: the user chose the local backend. */
@@ -32,8 +32,8 @@ export interface BackendsDeps {
   model: RunsModel;
   /** Called to show a backend's failure to the user (once per failure, see Training). */
   onFailure(backend: string, error: BackendError): void;
-  /** The extension's settings; without it the registry reads them through a Config of its own. */
-  config?: Config;
+  /** The extension's settings. */
+  config: Config;
 }
 
 /** What became of changed local-backend settings (for logs and tests). */
@@ -113,9 +113,7 @@ export class Backends implements BackendRegistry, vscode.Disposable {
   constructor(private readonly deps: BackendsDeps) {
     this.onDidChange = this.changed.event;
     const storage = deps.extension.globalStorageUri.fsPath;
-    this.config = deps.config ?? new Config();
-    // A Config made here is disposed with the registry.
-    const ownConfig = this.config === deps.config ? undefined : this.config;
+    this.config = deps.config;
     this.local = new LocalBackend({
       script: vscode.Uri.joinPath(deps.extension.extensionUri, 'dist', 'backend.js').fsPath,
       dataDir: `${storage}/backend`,
@@ -130,7 +128,6 @@ export class Backends implements BackendRegistry, vscode.Disposable {
       this.changed.fire();
     });
     this.scope = vscode.Disposable.from(
-      ...(ownConfig !== undefined ? [ownConfig] : []),
       this.config.onDidChangeBackends(() => this.reload()),
       this.config.onDidChangeLocalBackend(() => void this.applyLocalSettings()),
       // Settings that changed while jobs ran apply once the last of them ends.
