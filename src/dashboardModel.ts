@@ -295,6 +295,8 @@ export interface HeaderInput {
   trainingFile: string | undefined;
   loading: boolean;
   loadError: string | null;
+  /** The run's latest message event (RunState.lastMessage). */
+  lastMessage?: string;
 }
 
 /** A run's header (see RunHeaderView). */
@@ -320,6 +322,7 @@ export function headerView(input: HeaderInput): RunHeaderView {
     tokens: job.trained_tokens === null ? '—' : formatCount(job.trained_tokens),
     settings: settingsRows(job, input.trainingFile),
     error: job.error === null ? null : `${job.error.message} (${job.error.code})`,
+    note: job.status === 'running' && step === 0 && input.lastMessage !== undefined && input.lastMessage !== '' ? input.lastMessage : null,
     loading: input.loading,
     loadError: input.loadError,
   };

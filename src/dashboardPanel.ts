@@ -207,6 +207,8 @@ interface RunData {
   readonly buffer: FineTuningJobEvent[];
   /** When the last event or job snapshot arrived (ms), for the poll that covers a missing stream. */
   lastNews: number;
+  /** The run's latest message as the sidebar's model has it (the header shows it before the first step). */
+  lastMessage: string | undefined;
 }
 
 /** How often the host sends the webview what arrived (ms): at most 10 messages a second, never one per point. */
@@ -247,6 +249,7 @@ class DashboardPanel {
       loadError: null,
       buffer: [],
       lastNews: Date.now(),
+      lastMessage: deps.model.run(ref.backend, ref.jobId)?.lastMessage,
     }));
     this.ipc = new IpcEndpoint((message) => void this.panel.webview.postMessage(message));
     this.ipc.onRequest(DashboardReadyRequest, ({ saved }) => this.ready(saved));
@@ -445,8 +448,9 @@ class DashboardPanel {
     const state = this.deps.model.run(run.ref.backend, run.ref.jobId);
     if (state === undefined) return;
     run.lastNews = Date.now();
-    if (run.job !== state.job) {
+    if (run.job !== state.job || run.lastMessage !== state.lastMessage) {
       run.job = state.job;
+      run.lastMessage = state.lastMessage;
       this.headersDirty = true;
     }
     let added = false;
@@ -495,6 +499,7 @@ class DashboardPanel {
         trainingFile: this.deps.model.file(run.ref.backend, job.training_file)?.filename,
         loading: run.loading,
         loadError: run.loadError,
+        lastMessage: run.lastMessage,
       });
     });
   }
@@ -635,6 +640,7 @@ function placeholderHeader(run: RunData): RunHeaderView {
     tokens: '—',
     settings: [],
     error: null,
+    note: null,
     loading: run.loading,
     loadError: run.loadError,
   };

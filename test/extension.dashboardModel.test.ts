@@ -355,6 +355,17 @@ describe('the header', () => {
     assert.equal(view.tokens, '12,345');
     assert.equal(view.final, true);
     assert.equal(view.error, 'The loss is NaN. (nan_loss)');
+    assert.equal(view.note, null);
+  });
+
+  it('shows a running run\'s latest message until its first step', () => {
+    const base = { index: 0, backend: 'local', last: undefined, trainingFile: undefined, loading: false, loadError: null };
+    const downloading = 'downloading Qwen/Qwen2.5-7B-Instruct: 3.1 GB of 15.2 GB';
+    const starting = job({ status: 'running', progress: null });
+    assert.equal(headerView({ ...base, job: starting, lastMessage: downloading }).note, downloading);
+    assert.equal(headerView({ ...base, job: starting }).note, null);
+    assert.equal(headerView({ ...base, job: job({ status: 'running' }), lastMessage: downloading }).note, null, 'steps are counted: no note');
+    assert.equal(headerView({ ...base, job: job({ status: 'cancelled', progress: null }), lastMessage: downloading }).note, null);
   });
 });
 

@@ -24,7 +24,7 @@ function snapshot(): DashboardSnapshot {
     runs: [{
       index: 0, backend: 'bench', jobId: 'ftjob-bench', name: 'bench', model: 'Qwen/Qwen2.5-0.5B-Instruct', status: 'succeeded', statusText: 'Succeeded',
       final: true, step: STEPS, totalSteps: STEPS, epoch: 3, startedAt: now - STEPS * 0.8, finishedAt: now, etaAt: null, tokens: '51.2M',
-      settings: [{ label: 'learning rate', value: '2e-4' }], error: null, loading: false, loadError: null,
+      settings: [{ label: 'learning rate', value: '2e-4' }], error: null, note: null, loading: false, loadError: null,
     }],
     checkpoints: [{ run: 0, checkpoints: [] }],
     settings: { smoothing: 0.6, logScale: false, xAxis: 'step' },

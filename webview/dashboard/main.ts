@@ -363,6 +363,7 @@ function runCard(h: RunHeaderView): HTMLElement {
   card.dataset.startedAt = h.startedAt === null ? '' : String(h.startedAt);
   card.dataset.finishedAt = h.finishedAt === null ? '' : String(h.finishedAt);
   card.dataset.etaAt = h.etaAt === null ? '' : String(h.etaAt);
+  if (h.note !== null) card.append(el('p', { class: 'note muted', role: 'status' }, h.note));
   if (h.loading) card.append(el('p', { class: 'muted' }, t('loadingHistory')));
   if (h.loadError !== null) card.append(el('p', { class: 'error', role: 'alert' }, h.loadError));
   if (h.error !== null) card.append(el('p', { class: 'error', role: 'alert' }, h.error));

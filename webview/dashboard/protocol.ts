@@ -78,6 +78,8 @@ export interface RunHeaderView {
   settings: InfoRow[];
   /** Why it failed, for a person. */
   error: string | null;
+  /** What a running run is doing before its first step (its latest message: a model downloading, loading). */
+  note: string | null;
   /** Whether the history is still being read from the backend. */
   loading: boolean;
   /** Why the history could not be read. */
