@@ -3,7 +3,7 @@
 // Chromium (test/webview.chartBrowser.test.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GrowableColumn, lowerBound, nearestIndex, upperBound } from '../webview/dashboard/chartColumns';
+import { GrowableColumn, lowerBound, nearestIndex, upperBound } from '../common/columns';
 import { formatDuration, formatStep, formatValue } from '../webview/dashboard/chartFormat';
 import { BUCKET, CurveSummary, type PathView, tracePath } from '../webview/dashboard/chartPaths';
 import { AlignedTable, ChartInputError, SeriesStore } from '../webview/dashboard/chartSeries';

@@ -9,6 +9,7 @@
 // for, within a budget of bytes (and drops those not asked for in a while): a backend with many long runs does
 // not hold all of their columns for ever.
 import { METRICS_COLUMNS, type FineTuningJobEvent, type MetricsColumn, type MetricsData } from '../../common/api';
+import { GrowableColumn, upperBound } from '../../common/columns';
 
 /** Rows per serialised block: small enough that the unfinished tail is cheap to write at every request. */
 export const BLOCK_ROWS = 1024;
@@ -36,19 +37,21 @@ export interface MetricsSlice {
 
 /** One job's metrics as columns (see the file comment). */
 export class JobMetricsTable {
-  private capacity = BLOCK_ROWS;
   /** series[0] holds the seqs; series[1 + i] the field METRICS_COLUMNS[i]. */
-  private series: Float64Array[] = Array.from({ length: SERIES }, () => new Float64Array(BLOCK_ROWS).fill(Number.NaN));
+  private readonly series: GrowableColumn[] = Array.from({ length: SERIES }, () => new GrowableColumn(BLOCK_ROWS));
   /** Serialised complete blocks: blocks[s][b] is rows b·BLOCK_ROWS … (b+1)·BLOCK_ROWS − 1 of series s, comma-separated. */
   private readonly blocks: string[][] = Array.from({ length: SERIES }, () => []);
-  /** Rows. */
-  count = 0;
   /** The highest seq taken in (events up to it are in the table, or were not metrics). */
   lastSeq = 0;
   /** Characters of the cached blocks, for the cache's budget. */
   textChars = 0;
 
   constructor(readonly jobId: string) {}
+
+  /** Rows. */
+  get count(): number {
+    return this.series[0].length;
+  }
 
   /**
    * Takes in the events after the last seq taken in. `events` is the job's whole list in seq order, index
@@ -69,51 +72,28 @@ export class JobMetricsTable {
   }
 
   private push(seq: number, d: MetricsData): void {
-    if (this.count === this.capacity) this.grow();
-    const row = this.count++;
     const s = this.series;
-    s[0][row] = seq;
+    s[0].push(seq);
     // Named reads, not `d[name]` in a loop over the names: a keyed read with a changing key is ~10× slower on a
     // first (cold) build of 100,000 rows. A field missing here stays NaN (null), which the tests would see.
-    s[AT.step][row] = numberOrNaN(d.step);
-    s[AT.total_steps][row] = numberOrNaN(d.total_steps);
-    s[AT.epoch][row] = numberOrNaN(d.epoch);
-    s[AT.train_loss][row] = numberOrNaN(d.train_loss);
-    s[AT.train_mean_token_accuracy][row] = numberOrNaN(d.train_mean_token_accuracy);
-    s[AT.valid_loss][row] = numberOrNaN(d.valid_loss);
-    s[AT.valid_mean_token_accuracy][row] = numberOrNaN(d.valid_mean_token_accuracy);
-    s[AT.learning_rate][row] = numberOrNaN(d.learning_rate);
-    s[AT.grad_norm][row] = numberOrNaN(d.grad_norm);
-    s[AT.tokens_per_second][row] = numberOrNaN(d.tokens_per_second);
-    s[AT.elapsed][row] = numberOrNaN(d.elapsed);
-    s[AT.gpu_memory][row] = numberOrNaN(d.gpu_memory);
-  }
-
-  private grow(): void {
-    this.capacity *= 2;
-    this.series = this.series.map((old) => {
-      const grown = new Float64Array(this.capacity).fill(Number.NaN);
-      grown.set(old);
-      return grown;
-    });
-  }
-
-  /** The first row whose seq is above `afterSeq` (binary search: seqs ascend). */
-  private firstRowAfter(afterSeq: number): number {
-    const seqs = this.series[0];
-    let lo = 0;
-    let hi = this.count;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (seqs[mid] <= afterSeq) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    s[AT.step].push(numberOrNaN(d.step));
+    s[AT.total_steps].push(numberOrNaN(d.total_steps));
+    s[AT.epoch].push(numberOrNaN(d.epoch));
+    s[AT.train_loss].push(numberOrNaN(d.train_loss));
+    s[AT.train_mean_token_accuracy].push(numberOrNaN(d.train_mean_token_accuracy));
+    s[AT.valid_loss].push(numberOrNaN(d.valid_loss));
+    s[AT.valid_mean_token_accuracy].push(numberOrNaN(d.valid_mean_token_accuracy));
+    s[AT.learning_rate].push(numberOrNaN(d.learning_rate));
+    s[AT.grad_norm].push(numberOrNaN(d.grad_norm));
+    s[AT.tokens_per_second].push(numberOrNaN(d.tokens_per_second));
+    s[AT.elapsed].push(numberOrNaN(d.elapsed));
+    s[AT.gpu_memory].push(numberOrNaN(d.gpu_memory));
   }
 
   /** The rows after `afterSeq`, as they are now. */
   slice(afterSeq: number): MetricsSlice {
-    const from = this.firstRowAfter(afterSeq);
+    // Seqs ascend: the first row after `afterSeq` by binary search.
+    const from = upperBound(this.series[0].raw(), this.count, afterSeq);
     return { lastSeq: this.lastSeq, count: this.count - from, json: this.json(from, this.count, this.lastSeq) };
   }
 
@@ -156,12 +136,12 @@ export class JobMetricsTable {
   private rowsText(s: number, from: number, to: number): string {
     // JSON.stringify writes a plain array of doubles faster than a loop of String() and join (about 1.5×), and
     // writes NaN and the infinities as null, as JSON has it; the brackets are cut off.
-    return JSON.stringify(Array.from(this.series[s].subarray(from, to))).slice(1, -1);
+    return JSON.stringify(Array.from(this.series[s].raw().subarray(from, to))).slice(1, -1);
   }
 
   /** Rough bytes held: the columns' capacity and the cached text (two bytes a character at most). */
   get bytes(): number {
-    return this.capacity * SERIES * 8 + this.textChars * 2;
+    return this.series[0].capacity * SERIES * 8 + this.textChars * 2;
   }
 }
 

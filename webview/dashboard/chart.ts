@@ -22,7 +22,7 @@ import {
   type MetricChart,
   type SeriesPoints,
 } from './chartApi';
-import { lowerBound } from './chartColumns';
+import { lowerBound } from '../../common/columns';
 import { DURATION_INCREMENTS, formatDuration, formatStep, formatValue } from './chartFormat';
 import { tracePath } from './chartPaths';
 import { AlignedTable, ChartInputError, type Extent, SeriesStore } from './chartSeries';

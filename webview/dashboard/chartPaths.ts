@@ -3,7 +3,7 @@
 // picture of every point at a fraction of the segments. With far more points than pixels, whole buckets of
 // points (CurveSummary) that fall inside one pixel column are taken at once from their kept min and max, so a
 // frame costs O(points in view / BUCKET + pixels) instead of O(points in view), with the same segments.
-import { lowerBound, upperBound } from './chartColumns';
+import { lowerBound, upperBound } from '../../common/columns';
 
 /** Points per bucket of a CurveSummary (a power of two). */
 export const BUCKET = 16;

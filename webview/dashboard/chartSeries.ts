@@ -4,7 +4,7 @@
 // end of the table (the live single-run case) cost O(appended); only a point that falls between existing rows
 // (runs compared by time) rebuilds the table, O(total).
 import type { SeriesPoints, XAxisMode } from './chartApi';
-import { GrowableColumn, lowerBound, upperBound } from './chartColumns';
+import { GrowableColumn, lowerBound, upperBound } from '../../common/columns';
 import { CurveSummary } from './chartPaths';
 import { type EmaState, checkSmoothingWeight, emptyEma, smoothRange } from './smoothing';
 

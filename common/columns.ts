@@ -1,5 +1,6 @@
-// Growable typed-array columns: the charts' storage. Appends extend them in place (capacity doubles, so n appends
-// cost O(n) in all), and uPlot draws from `view()`, a subarray over the filled part — no copy per frame.
+// Growable typed-array columns and binary searches over ascending ones: the dashboard charts' storage (uPlot draws
+// from `view()`, a subarray over the filled part — no copy per frame) and the backend's metrics tables. Appends
+// extend a column in place (capacity doubles, so n appends cost O(n) in all).
 
 /** A Float64Array that grows by doubling; `length` is how much of it is filled. */
 export class GrowableColumn {
@@ -71,6 +72,11 @@ export class GrowableColumn {
   /** The filled part, shared with the column (valid until the next growth). */
   view(): Float64Array {
     return this.buffer.subarray(0, this.filled);
+  }
+
+  /** How many values the column holds before it must grow again. */
+  get capacity(): number {
+    return this.buffer.length;
   }
 
   /** The whole backing store, `length` of it filled: for hot loops that index it directly. */
