@@ -511,7 +511,6 @@ export class Backends implements BackendRegistry, vscode.Disposable {
       const jobs: FineTuningJob[] = [];
       for await (const job of client.allJobs(100, { signal: abort.signal })) jobs.push(job);
       if (!this.has(name)) return;
-      model.fill(name, jobs);
       // Named with their last seq: the socket sends no backlog of what the listing already shows.
       const followed: Record<string, number> = {};
       for (const job of jobs) followed[job.id] = job.last_event_seq;
@@ -530,7 +529,9 @@ export class Backends implements BackendRegistry, vscode.Disposable {
       stream.onStateChange((state) => log.debug(`${name}: event stream ${state}`));
       this.connections.set(name, { client, stream, abort });
       stream.start();
-      model.setConnection(name, { kind: 'connected' });
+      // Connected and listed in one change: the tree hands the runs over once. A second refresh of the backend's
+      // node (VS Code delivers one 200 ms after another) would replace every run row under a user's click.
+      model.fill(name, jobs);
       log.info(`${name}: connected to ${client.url}, ${jobs.length} run(s).`);
       void this.refreshFiles(name);
     } catch (error) {

@@ -204,7 +204,8 @@ export class RunsModel {
   }
 
   /**
-   * The initial fill from `listJobs`: replaces what was known. A job that is final here is never reported as
+   * The backend answered its listing: it is connected, and these are its runs (one change, so that the tree
+   * refreshes the backend's node once). Replaces what was known. A job that is final here is never reported as
    * finished; one that was watched as unfinished and is final now is (it finished while the sidebar looked away).
    */
   fill(backend: string, jobs: readonly FineTuningJob[]): void {
@@ -219,6 +220,7 @@ export class RunsModel {
       else if (isFinal(job.status)) this.reported.add(key(backend, job.id));
     }
     entry.filled = true;
+    entry.connection = { kind: 'connected' };
     this.emit({ kind: 'backend', backend });
   }
 

@@ -168,7 +168,6 @@ describe('RunsTreeRefresh over the model', () => {
     model.setBackends(['local']);
     model.setConnection('local', { kind: 'connecting' });
     model.fill('local', [job('queued')]);
-    model.setConnection('local', { kind: 'connected' });
     return { clock, model, fired, refresh };
   }
 
@@ -229,13 +228,30 @@ describe('RunsTreeRefresh over the model', () => {
     const { model, fired } = setup();
     model.applyJob('local', job('running'));
     fired.length = 0;
-    // A repeated snapshot, then a reconnect (connecting, the same fill, connected).
+    // A repeated snapshot, then a reconnect's fill with the same runs.
     model.applyJob('local', job('running'));
     model.fill('local', [job('running')]);
-    model.setConnection('local', { kind: 'connected' });
     assert.deepEqual(fired, []);
     model.fill('local', [job('cancelled')]);
     assert.deepEqual(kinds(fired), ['run']);
+  });
+
+  it('a connect refreshes the backend once with its runs: the fill is also the connection, so no second refresh replaces the rows', () => {
+    const clock = new FakeClock();
+    const model = new RunsModel();
+    const shown: string[] = [];
+    const refresh = new RunsTreeRefresh(model, URLS, (target) => {
+      const { view, children } = refresh.backendView('local');
+      shown.push(`${target.kind}: ${view.description} [${children.map((c) => c.kind).join(',')}]`);
+    }, { clock });
+    model.setBackends(['local']);
+    model.setConnection('local', { kind: 'connecting' });
+    model.fill('local', [job('succeeded')]);
+    // VS Code delivers a refresh that follows another within 200 ms 200 ms later, re-reading every run row under
+    // the backend: the runs must arrive with the backend's final description, in one refresh.
+    assert.deepEqual(shown, ['all: http://127.0.0.1:1 [notConnected]', 'backend: connecting… [connecting]', 'backend: http://127.0.0.1:1 [run,datasets]']);
+    assert.equal(model.backend('local')?.connection.kind, 'connected');
+    refresh.dispose();
   });
 
   it('refreshes the backend for its own changes: a new run, a lost connection, a reset; files refresh Datasets', () => {
@@ -287,7 +303,6 @@ describe('a real 200-step run on the embedded backend', { timeout: 240_000 }, ()
     const fired: RefreshTarget[] = [];
     const refresh = new RunsTreeRefresh(model, URLS, (target) => fired.push(target));
     model.fill('local', []);
-    model.setConnection('local', { kind: 'connected' });
     const stream = new JobEventStream(client, { all: true });
     stream.onJob((j) => model.applyJob('local', j));
     stream.onEvent((e) => model.applyEvent('local', e));

@@ -151,10 +151,11 @@ function dashboardSession(name: string, locale: string | undefined, words: { smo
     const row = treeRow(page, RUN_NAME);
     await row.waitFor();
     await snap('tree', runsView(page));
-    // One click opens it: the tree refreshes a row only when what it shows changes (src/runsRefresh.ts), so a
-    // connection settling does not replace the row, and its command, under the click.
+    // One click opens it: the tree refreshes a row only when what it shows changes (src/runsRefresh.ts), and a
+    // backend's runs arrive with its connection in one refresh of its node, so nothing replaces the row, and its
+    // command, under the click (the training suite checks the second).
     await row.click();
-    await page.locator('.tabs-container .tab.active', { hasText: RUN_NAME }).waitFor({ timeout: 10_000 });
+    await page.locator('.tabs-container .tab.active', { hasText: RUN_NAME }).waitFor();
     frame = await dashboardPage(page);
     const view = dashboardFrame(page);
     await view.locator('.run-card .badge.status-succeeded').waitFor();

@@ -253,6 +253,32 @@ function tests(state: State): InHostTest[] {
       },
     },
     {
+      name: 'Refresh hands the backend\'s runs to VS Code in one refresh of its node (a second would replace the rows under a click)',
+      timeoutMs: 60_000,
+      async run() {
+        const api = training(state);
+        const backend = state.backend;
+        assert.ok(backend);
+        // What the backend's node showed at each of its refreshes: VS Code re-reads every run row below it each time.
+        const refreshes: string[] = [];
+        const listener = api.tree.onDidChangeTreeData((node) => {
+          if ((node as { kind?: string } | undefined)?.kind !== 'backend') return;
+          const entry = api.model.backend(backend);
+          refreshes.push(`${entry?.connection.kind}${entry?.filled ? ` with ${api.model.runsOf(backend).length} runs` : ''}`);
+        });
+        try {
+          await vscode.commands.executeCommand('finetune.refreshBackend', { backend });
+          await waitForEvent(api.tree.onDidChangeTreeData, () => (api.model.backend(backend)?.filesListed ? true : undefined), 'the backend listed again', 30_000);
+          const withRuns = refreshes.filter((r) => r.includes(' with '));
+          assert.equal(withRuns.length, 1, `the backend's node was refreshed ${withRuns.length} times with its runs: ${refreshes.join(' → ')}`);
+          assert.match(withRuns[0], /^connected with [1-9]\d* runs$/);
+          assert.equal(refreshes.at(-1), withRuns[0], `refreshes after the runs: ${refreshes.join(' → ')}`);
+        } finally {
+          listener.dispose();
+        }
+      },
+    },
+    {
       name: '"Delete File" on a file a running job uses is refused with the reason, and the file stays',
       timeoutMs: 60_000,
       async run() {
