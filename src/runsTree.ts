@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import type { FileObject, FineTuningJobCheckpoint } from '../common/api';
 import type { RunsModel } from './runsModel';
+import { RunRowCommands } from './runRowCommands';
 import { backendChildren, RunsTreeRefresh, type BackendChild, type BackendUrls, type RefreshTarget } from './runsRefresh';
 import { checkpointDescription, checkpointLabel, datasetsDescription, fileDescription, fileTooltip, runTooltip } from './runsText';
 
@@ -90,12 +91,19 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
   private readonly datasetsNodes = new Map<string, DatasetsNode>();
   private readonly fileNodes = new Map<string, FileNode>();
   private readonly refresh: RunsTreeRefresh;
+  /** The click command of each run's row (see src/runRowCommands.ts). */
+  readonly rowCommands = new RunRowCommands((run) => vscode.commands.executeCommand('finetune.openDashboard', run));
+  private readonly stopListening: () => void;
 
   constructor(
     private readonly model: RunsModel,
     private readonly urls: BackendUrls,
   ) {
     this.refresh = new RunsTreeRefresh(model, urls, (target) => this.changed.fire(this.nodeOf(target)));
+    // A run gone from the model (a reset, a removed backend) takes its row's command with it.
+    this.stopListening = model.onChange((change) => {
+      if (change.kind === 'backend' || change.kind === 'backends') this.rowCommands.prune((run) => model.run(run.backend, run.jobId) !== undefined);
+    });
   }
 
   private nodeOf(target: RefreshTarget): RunsTreeNode | undefined {
@@ -263,8 +271,9 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
     item.iconPath = new vscode.ThemeIcon(view.icon, view.color === undefined ? undefined : new vscode.ThemeColor(view.color));
     // The tooltip comes from resolveTreeItem, when the user hovers.
     item.contextValue = view.contextValue;
-    // A click opens the run's dashboard (expanding stays on the twistie).
-    item.command = { title: vscode.l10n.t('Open Dashboard'), command: 'finetune.openDashboard', arguments: [node] };
+    // A click opens the run's dashboard (expanding stays on the twistie), through a command of the run's own that
+    // carries no arguments, so that no refresh of the row invalidates it.
+    item.command = { title: vscode.l10n.t('Open Dashboard'), command: this.rowCommands.idOf(node) };
     return item;
   }
 
@@ -290,6 +299,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
   }
 
   dispose(): void {
+    this.stopListening();
+    this.rowCommands.dispose();
     this.refresh.dispose();
     this.changed.dispose();
   }

@@ -254,10 +254,11 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
     await fillForm(frame, { name: 'ui-cancel', epochs: '50', batch: '1' });
     await frame.locator('#start').click();
     const run = treeRow(page, 'ui-cancel');
-    // A click on the running run opens its dashboard, the first time: the row keeps its command while it trains.
+    // A click on the running run opens its dashboard, the first time: the row's command is the run's own and has no
+    // arguments (src/runRowCommands.ts), so the row's refresh once a second never invalidates it.
     await run.locator('.label-description', { hasText: /step \d+\/\d+/ }).waitFor();
     await run.click();
-    await page.locator('.tabs-container .tab.active', { hasText: 'ui-cancel' }).waitFor({ timeout: 10_000 });
+    await page.locator('.tabs-container .tab.active', { hasText: 'ui-cancel' }).waitFor();
     // One right-click opens the menu: the tree refreshes a running run's row only when what it shows changes, its
     // progress at most once a second (src/runsRefresh.ts), so the row is not replaced under the click.
     const item = page.locator('.monaco-menu .action-item', { hasText: 'Cancel Run' });

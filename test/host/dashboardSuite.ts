@@ -13,6 +13,7 @@ import type { FineTuningJobCheckpoint, MetricsData } from '../../common/api';
 import type { BackendClient } from '../../src/backendClient';
 import type { DashboardsApi } from '../../src/dashboardPanel';
 import type { FinetuneApi } from '../../src/extension';
+import { RUN_ROW_COMMAND_PREFIX } from '../../src/runRowCommands';
 import type { RunRef } from '../../src/runsModel';
 import type { TrainingApi } from '../../src/training';
 import type { ChartData } from '../../webview/dashboard/chartApi';
@@ -103,8 +104,12 @@ function tests(state: State): InHostTest[] {
         const row = rows.find((r) => r.jobId === first.jobId);
         assert.ok(row, 'the run has no row');
         const item = await training.tree.getTreeItem(row as never);
-        assert.equal(item.command?.command, 'finetune.openDashboard');
-        await vscode.commands.executeCommand(item.command.command, ...(item.command.arguments ?? []));
+        // A command of the run's own, without arguments, that a refresh of the row does not change or invalidate.
+        const command = item.command;
+        assert.ok(command !== undefined && command.command.startsWith(RUN_ROW_COMMAND_PREFIX), `the row's command: ${command?.command}`);
+        assert.equal(command.arguments, undefined);
+        assert.equal((await training.tree.getTreeItem(row as never)).command?.command, command.command, 'the row got another command');
+        await vscode.commands.executeCommand(command.command);
         const open = need(state.dashboards, 'the dashboards API').openPanels();
         assert.deepEqual(open, [[first]]);
         await succeeded(training, first.backend, first.jobId);

@@ -266,9 +266,24 @@ function tests(state: State): InHostTest[] {
           const entry = api.model.backend(backend);
           refreshes.push(`${entry?.connection.kind}${entry?.filled ? ` with ${api.model.runsOf(backend).length} runs` : ''}`);
         });
+        // The rows' click commands (src/runRowCommands.ts): the listing forgets the runs, and their commands go.
+        const runRows = async (): Promise<string[]> => {
+          const node = (api.tree.getChildren(undefined) as { backend: string }[]).find((b) => b.backend === backend);
+          const rows = (await api.tree.getChildren(node as never)) as { kind?: string }[];
+          const ids: string[] = [];
+          for (const row of rows.filter((r) => r.kind === 'run')) ids.push((await api.tree.getTreeItem(row as never)).command?.command ?? 'none');
+          return ids;
+        };
+        const before = await runRows();
         try {
           await vscode.commands.executeCommand('finetune.refreshBackend', { backend });
           await waitForEvent(api.tree.onDidChangeTreeData, () => (api.model.backend(backend)?.filesListed ? true : undefined), 'the backend listed again', 30_000);
+          const registered = new Set(await vscode.commands.getCommands(true));
+          assert.ok(before.length > 0 && before.every((id) => !registered.has(id)), `commands of the forgotten rows are still registered: ${before.join(', ')}`);
+          const after = await runRows();
+          assert.equal(after.length, before.length);
+          const registeredNow = new Set(await vscode.commands.getCommands(true));
+          assert.ok(after.every((id) => registeredNow.has(id)), `the rows' commands are not registered: ${after.join(', ')}`);
           const withRuns = refreshes.filter((r) => r.includes(' with '));
           assert.equal(withRuns.length, 1, `the backend's node was refreshed ${withRuns.length} times with its runs: ${refreshes.join(' → ')}`);
           assert.match(withRuns[0], /^connected with [1-9]\d* runs$/);
