@@ -139,7 +139,7 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
     for (const key of ['learning_rate', 'max_seq_length']) {
       const shown = /([0-9.e+-]+)\)\s*$/.exec(await frame.locator(`#d-${key}`).innerText());
       assert.ok(shown, `#d-${key} shows no default`);
-      await frame.locator(`#f-${key}[current-value="${shown[1]}"]`).waitFor({ timeout: 10_000 });
+      await frame.locator(`#f-${key}[current-value="${shown[1]}"]`).waitFor();
     }
   }
 
@@ -263,7 +263,7 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
     // progress at most once a second (src/runsRefresh.ts), so the row is not replaced under the click.
     const item = page.locator('.monaco-menu .action-item', { hasText: 'Cancel Run' });
     await run.click({ button: 'right' });
-    await item.waitFor({ timeout: 10_000 });
+    await item.waitFor();
     await snap('context menu');
     await item.click();
     await run.locator('.label-description', { hasText: /cancelled$/ }).waitFor();
