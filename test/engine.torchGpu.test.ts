@@ -264,6 +264,9 @@ describe('torch engine on the GPU', () => {
     assert.equal(exit.code, 143, engine.stderr);
     assert.deepEqual(processes.filter(running), [], `still running after the engine exited (${Date.now() - asked} ms)`);
     assert.equal(engine.of('error').length, 0, 'a cancelled job reports nothing');
+    // A cancel is no failure: the log says the ranks stopped, without torchrun's tracebacks.
+    assert.doesNotMatch(engine.stderr, /Traceback|SignalException|ChildFailedError/, 'a traceback in the engine\'s log');
+    assert.match(engine.stderr, /engine: (training|rank \d) stopped \(cancelled\)/);
   });
 
   it('takes a two-process job\'s processes down with its engine when the engine is killed outright', { skip }, async () => {

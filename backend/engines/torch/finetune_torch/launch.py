@@ -33,9 +33,26 @@ def _die_with_parent() -> Callable[[], None] | None:
     return lambda: prctl(1, signal.SIGTERM)
 
 
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started itself (for torchrun: its workers, one per rank)."""
+    return _process_tree().get(pid, [])
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process under `pid` (Linux /proc): torchrun starts its workers in sessions of their own, so a process
     group signal would miss them."""
+    children = _process_tree()
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _process_tree() -> dict[int, list[int]]:
+    """Each process's children, from /proc (empty where there is none)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not entry.isdigit():
@@ -46,13 +63,7 @@ def _descendants(pid: int) -> list[int]:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    return children
 
 
 def _relay(source: IO[str], seen: set[str]) -> None:
@@ -74,8 +85,8 @@ def _relay(source: IO[str], seen: set[str]) -> None:
 def launch_torchrun(spec: TrainSpec, line: str, stop: StopFlag, channel: Channel, allow_cpu: bool) -> int:
     """Several GPUs: the same job under torchrun, one process per GPU; rank 0 speaks the protocol, relayed to our
     stdout. `--standalone` has torchrun's rendezvous listen on a free port (localhost:0), so two jobs at once do not
-    clash. Cancelling (stdin closed, SIGTERM) goes to torchrun, which stops its workers; any still running after
-    STOP_GRACE_SECONDS are killed."""
+    clash. Cancelling (stdin closed, SIGTERM) goes to the workers, and torchrun ends with them; any process still
+    running after STOP_GRACE_SECONDS is killed."""
     if torch.cuda.is_available():
         visible = torch.cuda.device_count()
         if visible < spec.gpus:
@@ -117,10 +128,16 @@ def launch_torchrun(spec: TrainSpec, line: str, stop: StopFlag, channel: Channel
 
 
 def _stop_torchrun(child: subprocess.Popen[str]) -> None:
-    """SIGTERM to torchrun (it passes it on to its workers, whose stop flags end them between rows); whatever of
+    """SIGTERM to torchrun's workers, not to torchrun: their stop flags end them between rows, a cancelled worker
+    exits 0 (see train.main), and torchrun, its workers all done, exits quietly. (Signalled itself, torchrun stops
+    them too, but writes a traceback of its SignalException into the engine's log at every cancel.) Whatever of
     torchrun and its workers still runs after STOP_GRACE_SECONDS is killed."""
     workers = _descendants(child.pid)
-    child.send_signal(signal.SIGTERM)
+    for pid in _children(child.pid):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     while time.monotonic() < deadline and (child.poll() is None or any(_alive(p) for p in workers)):
         time.sleep(0.1)

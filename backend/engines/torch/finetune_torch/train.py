@@ -105,7 +105,7 @@ def main(channel: Channel) -> int:
         return 0
     except Cancelled:
         print("engine: training stopped (cancelled)", file=sys.stderr)
-        return 143 if stop.event.is_set() else 0
+        return _cancelled_exit(stop)
     except OUT_OF_MEMORY:
         # The peak is read before anything is freed (it is a running maximum, freeing does not lower it).
         peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
@@ -118,7 +118,7 @@ def main(channel: Channel) -> int:
         if stop.event.is_set():
             # Cancelled while waiting on another rank, which stopped first: its collective failed, nothing to report.
             print(f"engine: rank {rank} stopped (cancelled)", file=sys.stderr)
-            return 143
+            return _cancelled_exit(stop)
         raise
     # Out of the except block the exception and its traceback are gone, and with them the frames that held the
     # model's activations: give that memory back before reporting, so that reporting cannot run out of it too.
@@ -549,6 +549,12 @@ def row_loss(
     if training and source.grad is not None:
         hidden.backward(source.grad)
     return loss, correct
+
+
+def _cancelled_exit(stop: StopFlag) -> int:
+    """The exit code of a cancelled job: 143 (as for SIGTERM) for the engine itself; 0 for a torchrun worker, so
+    that torchrun ends quietly instead of reporting a failed worker (the launcher tells the backend 143)."""
+    return 0 if "LOCAL_RANK" in os.environ or not stop.event.is_set() else 143
 
 
 def _host_available_bytes() -> int | None:
