@@ -1,12 +1,13 @@
 // Issue 6's UI test: the training workflow as a user clicks through it in the real workbench (code-server),
 // driven through Debian's Chromium with playwright-core. Nothing is configured: the welcome view's offer starts the
 // embedded local backend; the "New Training Run" form launches a tiny run that goes to succeeded in the tree with
-// its checkpoints, the status bar and the notification; a second run is cancelled from the tree's context menu; a
-// dataset with errors is blocked; the form and the tree are photographed in the light and the dark theme; the
-// form comes back after a window reload. Each step is a subtest that waits on selectors (never sleeps) and leaves
+// its checkpoints, the status bar and the notification; a setting of the local backend changed while a second run
+// trains restarts the backend through "Restart Now" and the run goes on; that run is cancelled from the tree's
+// context menu; a dataset with errors is blocked; the form and the tree are photographed in the light and the dark
+// theme; the form comes back after a window reload. Each step is a subtest that waits on selectors (never sleeps) and leaves
 // a screenshot in test-artifacts/training-ui/; a failing step adds a FAILED screenshot and the logs to its error.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
@@ -49,6 +50,23 @@ interface BrowserGlobals {
 interface BrowserElement {
   readonly innerText: string;
   querySelector(selector: string): BrowserElement | null;
+}
+
+/** The extension's local backend processes of a host (their `--data` folder is in its user data), from /proc. */
+function localBackendProcesses(userDataDir: string): { pid: number; args: string[] }[] {
+  const found: { pid: number; args: string[] }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const data = args.indexOf('--data');
+    if (args.includes('--print-json') && data >= 0 && args[data + 1]?.startsWith(userDataDir)) found.push({ pid: Number(entry), args });
+  }
+  return found;
 }
 
 /** The form's page: VS Code nests the extension's HTML in an inner frame of its webview iframe. */
@@ -249,18 +267,59 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
     await snap('tree-light', runsView(page));
   }, TRAIN_TIMEOUT_MS + STEP_TIMEOUT_MS);
 
-  step('a second, longer run is cancelled from the tree\'s context menu', async (snap) => {
+  step('a second, longer run: a click on its row while it trains opens its dashboard', async () => {
     const frame = await openForm(GOOD_FILE);
-    await fillForm(frame, { name: 'ui-cancel', epochs: '50', batch: '1' });
+    // 2,400 steps: minutes, so that it still trains through the restart below until it is cancelled.
+    await fillForm(frame, { name: 'ui-cancel', epochs: '100', batch: '1' });
     await frame.locator('#start').click();
     const run = treeRow(page, 'ui-cancel');
-    // A click on the running run opens its dashboard, the first time: the row's command is the run's own and has no
-    // arguments (src/runRowCommands.ts), so the row's refresh once a second never invalidates it.
+    // The row's command is the run's own and has no arguments (src/runRowCommands.ts), so the row's refresh once a
+    // second never invalidates it under the click.
     await run.locator('.label-description', { hasText: /step \d+\/\d+/ }).waitFor();
     await run.click();
     await page.locator('.tabs-container .tab.active', { hasText: 'ui-cancel' }).waitFor();
+  });
+
+  step('a local backend setting changed while the run trains: "Restart Now", then "Restart", and the run trains on', async (snap) => {
+    const backend = treeRow(page, LOCAL_BACKEND);
+    const url = await backend.locator('.label-description').innerText();
+    const before = localBackendProcesses(session.server.userDataDir);
+    assert.equal(before.length, 1, `local backend processes: ${before.map((p) => p.args.join(' ')).join(' | ')}`);
+    assert.ok(!before[0].args.includes('--allow-downloads'));
+    // The Settings editor, as a user flips the switch: a machine setting, under the remote's tab in code-server.
+    await palette(page, 'Preferences: Open Settings (UI)');
+    await page.locator('.settings-editor .search-container').click();
+    await page.keyboard.type('finetune.localBackend.allowModelDownloads');
+    await page.locator('.settings-editor .settings-tabs-widget .action-label', { hasText: /^Remote/ }).click();
+    const toggle = page.locator('.settings-editor .setting-item-bool .setting-value-checkbox');
+    await toggle.click();
+    await page.locator('.settings-editor .setting-item-bool .setting-value-checkbox[aria-checked="true"]').waitFor();
+    // A job runs on it: the backend is not restarted under it; the notice offers to.
+    const notice = page.locator('.notifications-toasts .notification-toast', { hasText: 'The new local backend settings apply when its running job ends.' });
+    await notice.waitFor();
+    await snap('notice');
+    await notice.locator('.monaco-button', { hasText: 'Restart Now' }).click();
+    const dialog = page.locator('.monaco-dialog-box', { hasText: 'Restart the local backend now?' });
+    await dialog.waitFor();
+    await snap('dialog');
+    await dialog.locator('.monaco-button', { hasText: /^Restart$/ }).click();
+    // A new backend (another free port) with the new setting; the sidebar connects to it, and the run goes on there.
+    const port = /:(\d+)$/.exec(url)?.[1] ?? '';
+    await backend.locator('.label-description', { hasText: new RegExp(`^http://127\\.0\\.0\\.1:(?!${port}$)\\d+$`) }).waitFor();
+    const after = localBackendProcesses(session.server.userDataDir);
+    assert.equal(after.length, 1, `local backend processes: ${after.map((p) => p.args.join(' ')).join(' | ')}`);
+    assert.notEqual(after[0].pid, before[0].pid);
+    assert.ok(after[0].args.includes('--allow-downloads'), after[0].args.join(' '));
+    const run = treeRow(page, 'ui-cancel');
+    await run.locator('.label-description', { hasText: /step \d+\/\d+/ }).waitFor();
+    await page.locator(RUN_STATUS_ITEM).waitFor();
+    await palette(page, 'View: Close Editor');
+  });
+
+  step('the run is cancelled from the tree\'s context menu', async (snap) => {
+    const run = treeRow(page, 'ui-cancel');
     // One right-click opens the menu: the tree refreshes a running run's row only when what it shows changes, its
-    // progress at most once a second (src/runsRefresh.ts), so the row is not replaced under the click.
+    // progress at most once a second (src/runsRefresh.ts), so the row is rarely replaced under the click.
     const item = page.locator('.monaco-menu .action-item', { hasText: 'Cancel Run' });
     await run.click({ button: 'right' });
     await item.waitFor();
@@ -280,7 +339,8 @@ describe('training workflow UI in code-server (Chromium)', { timeout: 300_000 },
     assert.ok(texts.some((t) => t.startsWith('Line 2, column')), `no finding on line 2: ${texts.join(' | ')}`);
     assert.ok(texts.some((t) => t.startsWith('Line 4, column')), `no finding on line 4: ${texts.join(' | ')}`);
     await frame.locator('#start[disabled]').waitFor();
-    assert.match(await frame.locator('#launchState').innerText(), /error/);
+    // The launch line says why once the backend's models are in (a restarted backend answers its first listing later).
+    await frame.locator('#launchState', { hasText: /error/ }).waitFor();
     await snap('form-errors-light', page.locator('.editor-group-container.active'));
     // A click on the button does nothing; a click on a link shows the line in the editor.
     await frame.locator('#start').click({ force: true });
