@@ -13,11 +13,14 @@ import { JobEventStream } from './backendEvents';
 import type { BackendEntry, BackendRegistry } from './backendRegistry';
 import { BACKENDS_SETTING, type Config } from './config';
 import { LocalBackend, LocalBackendError, sameLaunch, type LocalBackendLaunch } from './localBackend';
-import type { RunsModel } from './runsModel';
+import { isFinal, type RunsModel } from './runsModel';
 /** globalState key: the user chose the local backend. */
 const LOCAL_CHOSEN_KEY = 'finetune.localBackendChosen';
 const ENV_URL = 'FINETUNE_BACKEND_URL';
 const ENV_KEY = 'FINETUNE_BACKEND_KEY';
+/** How many of an unfinished run's last events a connect reads for its latest message, and how many runs at once. */
+const RECALLED_EVENTS = 20;
+const RECALL_REQUESTS = 4;
 
 /** One `finetune.backends` item as the settings hold it. */
 export interface BackendSetting {
@@ -534,6 +537,7 @@ export class Backends implements BackendRegistry, vscode.Disposable {
       model.fill(name, jobs);
       log.info(`${name}: connected to ${client.url}, ${jobs.length} run(s).`);
       void this.refreshFiles(name);
+      void this.recallMessages(name, client, jobs, abort.signal);
     } catch (error) {
       abort.abort();
       const failure = BackendError.is(error) ? error : new BackendError('protocol', error instanceof Error ? error.message : String(error), { cause: error });
@@ -541,6 +545,27 @@ export class Backends implements BackendRegistry, vscode.Disposable {
       model.setConnection(name, { kind: 'failed', reason: failure.reason, message: failure.message });
       if (failure.reason !== 'cancelled') this.deps.onFailure(name, failure);
     }
+  }
+
+  /**
+   * The latest message of each unfinished run, read from its last events: the listing does not carry it, and the
+   * stream sends only what comes after the listing, so a run that is downloading its model or resuming after a
+   * restart would show only its status until its next message. A few requests at a time; a failure only logs.
+   */
+  private async recallMessages(name: string, client: BackendClient, jobs: readonly FineTuningJob[], signal: AbortSignal): Promise<void> {
+    const todo = jobs.filter((job) => !isFinal(job.status) && job.last_event_seq > 0);
+    const recall = async (): Promise<void> => {
+      for (let job = todo.shift(); job !== undefined && !signal.aborted; job = todo.shift()) {
+        try {
+          const page = await client.listEvents(job.id, Math.max(0, job.last_event_seq - RECALLED_EVENTS), RECALLED_EVENTS, { signal });
+          const message = page.data.findLast((event) => event.type === 'message');
+          if (message !== undefined && !signal.aborted) this.deps.model.recallMessage(name, message);
+        } catch (error) {
+          if (!signal.aborted) this.deps.log.warn(`${name}: the latest message of ${job.id} was not read: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(RECALL_REQUESTS, todo.length) }, recall));
   }
 
   /** Closes a backend's live connection (the model keeps what it showed until a refresh). */

@@ -24,10 +24,13 @@ export interface RunState {
   /** The last metrics' train loss, when a metrics event was seen. */
   lastLoss: number | undefined;
   /**
-   * The latest message event seen live (the engine's or the backend's: "Downloading …", "Training 300 steps …"):
-   * what a running run is doing before its first step, when the row has no progress to show.
+   * The latest message event (the engine's or the backend's: "Downloading …", "Training 300 steps …"), seen live
+   * or recalled after a connect: what a running run is doing before its first step, when the row has no progress
+   * to show.
    */
   lastMessage?: string;
+  /** The seq of that message event (0 when unknown), so that a recalled message never hides a newer live one. */
+  lastMessageSeq?: number;
 }
 
 /** One backend's part of the model. */
@@ -215,7 +218,7 @@ export class RunsModel {
     entry.runs.clear();
     for (const job of jobs) {
       const old = previous.get(job.id);
-      entry.runs.set(job.id, { backend, job, checkpoints: old?.checkpoints ?? [], checkpointsLoaded: old?.checkpointsLoaded ?? false, lastLoss: old?.lastLoss, lastMessage: old?.lastMessage });
+      entry.runs.set(job.id, { backend, job, checkpoints: old?.checkpoints ?? [], checkpointsLoaded: old?.checkpointsLoaded ?? false, lastLoss: old?.lastLoss, lastMessage: old?.lastMessage, lastMessageSeq: old?.lastMessageSeq });
       if (old) this.maybeFinished(entry.runs.get(job.id)!, old.job.status);
       else if (isFinal(job.status)) this.reported.add(key(backend, job.id));
     }
@@ -251,9 +254,7 @@ export class RunsModel {
     const run = this.run(backend, event.job_id);
     if (!run) return;
     if (event.type === 'message') {
-      if (run.lastMessage === event.message) return;
-      run.lastMessage = event.message;
-      this.emit({ kind: 'run', backend, jobId: run.job.id, added: false });
+      this.setLastMessage(run, event);
       return;
     }
     run.lastLoss = event.data.train_loss;
@@ -262,6 +263,24 @@ export class RunsModel {
       run.job = { ...run.job, progress: { step: event.data.step, total_steps: event.data.total_steps, epoch: event.data.epoch } };
     }
     this.emit({ kind: 'run', backend, jobId: run.job.id, added: false });
+  }
+
+  /**
+   * A run's latest message read back after a connect (the listing does not carry it, and the stream brings only
+   * newer events): kept unless a newer one arrived meanwhile. Not passed to the event listeners (the dashboards
+   * read their history themselves).
+   */
+  recallMessage(backend: string, event: FineTuningJobEvent): void {
+    const run = this.run(backend, event.job_id);
+    if (run && event.type === 'message') this.setLastMessage(run, event);
+  }
+
+  private setLastMessage(run: RunState, event: FineTuningJobEvent): void {
+    if (event.seq > 0 && event.seq < (run.lastMessageSeq ?? 0)) return;
+    run.lastMessageSeq = event.seq;
+    if (run.lastMessage === event.message) return;
+    run.lastMessage = event.message;
+    this.emit({ kind: 'run', backend: run.backend, jobId: run.job.id, added: false });
   }
 
   /** One checkpoint (live, or from a listing); kept once per id, ordered by step. */

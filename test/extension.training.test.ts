@@ -128,6 +128,26 @@ describe('runs model', () => {
     assert.doesNotMatch(runTooltip({ ...run, job: job('succeeded') }), /Latest message/);
   });
 
+  it('takes a recalled message after a connect unless a newer one came live, and tells no event listener', () => {
+    const model = new RunsModel();
+    model.setBackends(['a']);
+    model.fill('a', [job('running', { started_at: 100 })]);
+    const heard: FineTuningJobEvent[] = [];
+    model.onEvent((_, event) => heard.push(event));
+    const message = (seq: number, text: string): FineTuningJobEvent => ({ id: `ftevent-${seq}`, object: 'fine_tuning.job.event', created_at: 1, level: 'info', message: text, seq, job_id: ID, type: 'message', data: null });
+    model.recallMessage('a', message(4, 'The backend restarted while the job ran; it continues from its checkpoint at step 40'));
+    assert.equal(model.run('a', ID)?.lastMessage, 'The backend restarted while the job ran; it continues from its checkpoint at step 40');
+    assert.deepEqual(heard, [], 'a recalled event went to the dashboards');
+    // The stream's newer message wins over a recall that answers later.
+    model.applyEvent('a', message(6, 'Resumed from step 40 after a restart'));
+    model.recallMessage('a', message(4, 'The backend restarted while the job ran; it continues from its checkpoint at step 40'));
+    assert.equal(model.run('a', ID)?.lastMessage, 'Resumed from step 40 after a restart');
+    assert.equal(heard.length, 1);
+    // A reconnect's fill keeps what was known.
+    model.fill('a', [job('running', { started_at: 100 })]);
+    assert.equal(model.run('a', ID)?.lastMessageSeq, 6);
+  });
+
   it('keeps the state of backends that stay when the list changes, and drops the others', () => {
     const model = new RunsModel();
     model.setBackends(['a', 'b']);

@@ -10,6 +10,8 @@ import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { tinyModel } from '../../backend/engines/embedded/catalog';
 import { readSafetensors } from '../../backend/engines/embedded/model/safetensors';
+import type { FineTuningJob } from '../../common/api';
+import type { BackendClient } from '../../src/backendClient';
 import type { FinetuneApi } from '../../src/extension';
 import type { TrainingApi } from '../../src/training';
 import { runInHostTests, waitForEvent, type InHostTest } from './inHostRunner';
@@ -31,6 +33,16 @@ interface State {
 function training(state: State): TrainingApi {
   assert.ok(state.api, 'the extension API was not read');
   return state.api;
+}
+
+/** A tiny run on the suite's backend and dataset, started through the backend's API (not the form). */
+async function startRunHere(state: State, suffix: string, hyperparameters: Record<string, number>): Promise<{ api: TrainingApi; backend: string; client: BackendClient; job: FineTuningJob }> {
+  const api = training(state);
+  const backend = state.backend;
+  assert.ok(backend && state.fileId);
+  const client = await api.backends.client(backend);
+  const { job } = await startTinyRun(client, { dataset: state.fileId, suffix, hyperparameters });
+  return { api, backend, client, job };
 }
 
 function tests(state: State): InHostTest[] {
@@ -205,11 +217,7 @@ function tests(state: State): InHostTest[] {
       name: '"Cancel Run" on a run node cancels it',
       timeoutMs: 60_000,
       async run() {
-        const api = training(state);
-        const backend = state.backend;
-        assert.ok(backend && state.fileId);
-        const client = await api.backends.client(backend);
-        const { job } = await startTinyRun(client, { dataset: state.fileId, suffix: 'to-cancel', hyperparameters: { n_epochs: 50, batch_size: 1 } });
+        const { api, backend, job } = await startRunHere(state, 'to-cancel', { n_epochs: 50, batch_size: 1 });
         await waitForRun(api, backend, job.id, 'the second run in the tree');
         const backendNode = (api.tree.getChildren(undefined) as { backend: string }[])[0];
         const node = ((await api.tree.getChildren(backendNode as never)) as { jobId?: string }[]).find((r) => r.jobId === job.id);
@@ -290,6 +298,25 @@ function tests(state: State): InHostTest[] {
           assert.equal(refreshes.at(-1), withRuns[0], `refreshes after the runs: ${refreshes.join(' → ')}`);
         } finally {
           listener.dispose();
+        }
+      },
+    },
+    {
+      name: 'after a Refresh a running run shows its latest message again (the listing does not carry it)',
+      timeoutMs: 60_000,
+      async run() {
+        // One checkpoint, at the end: no message comes while it trains, so the latest is the one from its start.
+        const { api, backend, client, job } = await startRunHere(state, 'recalled', { n_epochs: 100, batch_size: 1, checkpoints: 1 });
+        try {
+          await waitForRun(api, backend, job.id, 'the run training', (r) => (r.job.progress?.step ?? 0) > 0, 30_000);
+          await vscode.commands.executeCommand('finetune.refreshBackend', { backend });
+          const run = await waitForRun(api, backend, job.id, 'the latest message recalled', (r) => r.lastMessage !== undefined, 30_000);
+          const messages = (await client.eventsAfter(job.id, 0)).filter((e) => e.type === 'message');
+          assert.ok(messages.length > 0, 'the run has no message events');
+          assert.equal(run.lastMessage, messages.at(-1)?.message);
+          assert.match(run.lastMessage ?? '', /^Training \d+ steps on \d+ examples/);
+        } finally {
+          await client.cancelJob(job.id);
         }
       },
     },
