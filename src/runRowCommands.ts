@@ -7,8 +7,11 @@
 import * as vscode from 'vscode';
 import type { RunRef } from './runsModel';
 
-/** The prefix of the per-run command ids (not contributed: they never show in the command palette). */
-export const RUN_ROW_COMMAND_PREFIX = 'finetune.runRow.';
+/**
+ * The prefix of the per-run command ids: not contributed, so never in the command palette, and private by VS Code's
+ * convention (a leading `_`), so never listed in the Keyboard Shortcuts editor either.
+ */
+export const RUN_ROW_COMMAND_PREFIX = '_finetune.runRow.';
 
 export class RunRowCommands implements vscode.Disposable {
   private readonly commands = new Map<string, { id: string; registration: vscode.Disposable }>();
