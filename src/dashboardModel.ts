@@ -170,35 +170,46 @@ export interface HistoryReadOptions {
 export const EVENTS_PAGE_SIZE = 1000;
 const PARALLEL_PAGES = 4;
 
+/** How long a backend found without the metrics route is read through event pages before it is asked again. */
+export const MISSING_ROUTE_MEMORY_MS = 10 * 60_000;
+
 /**
  * Reads runs' histories into their tables: everything after the table's last seq in ONE `…/metrics` request, or,
  * from a backend that answers that route with a 404 other than "no such job" (one from before the route, or
- * another OpenAI-compatible service), in `…/events` pages. Which backends lack the route is found out once per
- * backend (by URL) and remembered, so an older backend costs one 404, not one per dashboard.
+ * another OpenAI-compatible service), in `…/events` pages. Which backends lack the route is found out per backend
+ * (by URL) and remembered for MISSING_ROUTE_MEMORY_MS, so an older backend costs one 404 now and then, not one per
+ * dashboard, and one upgraded meanwhile is read the fast way again without a reload.
  */
 export class HistoryReader {
-  private readonly withoutMetrics = new Set<string>();
+  /** When each backend (by URL) was found without the route (`now()` ms). */
+  private readonly withoutMetrics = new Map<string, number>();
+
+  constructor(private readonly now: () => number = Date.now) {}
 
   /** Reads what `table` lacks of the job's history (everything the first time). */
   async read(client: HistoryClient, jobId: string, table: MetricsTable, options: HistoryReadOptions): Promise<HistoryRead> {
     let fellBack = false;
-    if (!this.withoutMetrics.has(client.url)) {
+    if (!this.lacksMetrics(client.url)) {
       try {
         const metrics = await client.getMetrics(jobId, table.lastSeq);
         if (table.applyColumns(metrics) > 0) options.onRows();
         return { via: 'metrics', read: metrics.count, fellBack };
       } catch (error) {
         if (!isMissingRoute(error)) throw error;
-        this.withoutMetrics.add(client.url);
+        this.withoutMetrics.set(client.url, this.now());
         fellBack = true;
       }
     }
     return { via: 'events', read: await readEventPages(client, jobId, table, options), fellBack };
   }
 
-  /** Whether the backend at `url` was found to lack the metrics route. */
+  /** Whether the backend at `url` was found to lack the metrics route, lately. */
   lacksMetrics(url: string): boolean {
-    return this.withoutMetrics.has(url);
+    const found = this.withoutMetrics.get(url);
+    if (found === undefined) return false;
+    if (this.now() - found < MISSING_ROUTE_MEMORY_MS) return true;
+    this.withoutMetrics.delete(url);
+    return false;
   }
 }
 

@@ -11,7 +11,7 @@ import { METRICS_COLUMNS, type FileObject, type FineTuningJob, type FineTuningJo
 import { ownerOf } from '../backend/http/auth';
 import { BackendClient } from '../src/backendClient';
 import { BackendError } from '../src/backendErrors';
-import { checkpointView, estimateFinish, exportFileName, headerView, HistoryReader, MetricsTable, metricsCsv, sampleView, settingsRows } from '../src/dashboardModel';
+import { checkpointView, estimateFinish, exportFileName, headerView, HistoryReader, MetricsTable, metricsCsv, MISSING_ROUTE_MEMORY_MS, sampleView, settingsRows } from '../src/dashboardModel';
 import { call, dataset, startTestBackend, type TestBackend, upload, waitForFinal } from './backend.harness';
 
 function metrics(seq: number, step: number, extra: Partial<MetricsData> = {}): FineTuningJobEvent {
@@ -290,10 +290,11 @@ describe('HistoryReader against a real backend', () => {
     assert.deepEqual(contents(table), contents(fromEvents()));
   });
 
-  it('falls back to event pages on a backend without the route, quietly, finding that out once', async () => {
+  it('falls back to event pages on a backend without the route, quietly, finding that out once in a while', async () => {
     const proxy = await proxyTo(b.url, true);
     try {
-      const reader = new HistoryReader();
+      let now = 1_000_000;
+      const reader = new HistoryReader(() => now);
       const client = new BackendClient({ url: proxy.url, apiKey: b.key });
       const table = new MetricsTable();
       const read = await reader.read(client, jobId, table, options);
@@ -308,6 +309,13 @@ describe('HistoryReader against a real backend', () => {
       assert.ok(proxy.hits.filter((h) => h.endsWith('/events')).length >= 2);
       // The real backend is still asked for metrics by the same reader.
       assert.equal((await reader.read(new BackendClient({ url: b.url, apiKey: b.key }), jobId, new MetricsTable(), options)).via, 'metrics');
+      // Ten minutes on, the backend (which may have been upgraded) is asked again.
+      now += MISSING_ROUTE_MEMORY_MS - 1;
+      assert.equal(reader.lacksMetrics(proxy.url), true);
+      now += 1;
+      assert.equal(reader.lacksMetrics(proxy.url), false);
+      assert.deepEqual(await reader.read(client, jobId, new MetricsTable(), options), { via: 'events', read: events.length, fellBack: true });
+      assert.equal(proxy.hits.filter((h) => h.endsWith('/metrics')).length, 2, 'asked again');
     } finally {
       await proxy.close();
     }
