@@ -140,6 +140,8 @@ export class NewRunPanel {
   private readonly ipc: IpcEndpoint;
   private values: FormValues;
   private valuesRevision = 1;
+  /** The webview's last edit taken in (see ViewModel.valuesEdit). */
+  private valuesEdit = 0;
   private backendData: BackendData | undefined;
   private backendLoading = false;
   private backendError: string | undefined;
@@ -167,7 +169,10 @@ export class NewRunPanel {
     if (options.dataset !== undefined) this.values.dataset = { kind: 'local', path: options.dataset.fsPath };
     this.ipc = new IpcEndpoint((message) => void this.panel.webview.postMessage(message));
     this.ipc.onRequest(ReadyRequest, ({ saved }) => this.ready(saved));
-    this.ipc.onNotification(ValuesChangedNotification, ({ values }) => this.setValues(values));
+    this.ipc.onNotification(ValuesChangedNotification, ({ values, edit }) => {
+      this.valuesEdit = Math.max(this.valuesEdit, edit);
+      this.setValues(values);
+    });
     this.ipc.onRequest(ChooseDatasetRequest, () => this.chooseDataset());
     this.ipc.onRequest(OpenFindingRequest, ({ line, column }) => this.openFinding(line, column));
     this.ipc.onRequest(StartRequest, ({ values }) => this.start(values));
@@ -434,6 +439,7 @@ export class NewRunPanel {
     const numbers = result === undefined ? undefined : { validExamples: result.summary.validExamples, tokens: result.tokens, lengths: result.lengths };
     const view: ViewModel = {
       valuesRevision: this.valuesRevision,
+      valuesEdit: this.valuesEdit,
       values: this.values,
       // The local backend's name says it is local: its detail is where it listens, once it does.
       backends: this.deps.backends.entries().map((e) => ({ value: e.name, label: e.name, detail: e.url ?? (e.local ? vscode.l10n.t('starts when needed') : '') })),

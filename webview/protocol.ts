@@ -284,8 +284,13 @@ export interface LaunchView {
 
 /** Everything the webview shows, sent whole on every change. */
 export interface ViewModel {
-  /** Bumped when the host changed the values itself (model defaults, prefill): the webview then takes them. */
+  /**
+   * Bumped when the host changed the values itself (model defaults, prefill): the webview then takes them, keeping
+   * what the user typed that the host had not seen (`valuesEdit`; webview/newRun/edits.ts).
+   */
   valuesRevision: number;
+  /** The webview's last edit (ValuesChangedNotification's `edit`) that the host has taken in; 0 before any. */
+  valuesEdit: number;
   values: FormValues;
   backends: Choice[];
   models: Choice[];
@@ -320,7 +325,8 @@ export interface Snapshot {
 /** Webview → host, once loaded: the values it kept (`getState`), if any; answered with the full snapshot. */
 export const ReadyRequest = ipcRequest<{ saved: FormValues | null }, Snapshot>('newRun/ready');
 /** Webview → host, as the user types: the values now; the host answers with a `view` notification. */
-export const ValuesChangedNotification = ipcNotification<{ values: FormValues }>('newRun/valuesChanged');
+/** The user changed the values; `edit` counts the webview's edits, so that the host's view can say which it has. */
+export const ValuesChangedNotification = ipcNotification<{ values: FormValues; edit: number }>('newRun/valuesChanged');
 /** Webview → host: "Choose File…" (the host opens the dialog; the choice arrives in the next view). */
 export const ChooseDatasetRequest = ipcRequest<Record<string, never>, { chosen: boolean }>('newRun/chooseDataset');
 /** Webview → host: open the dataset at a finding (0-based line and column). */

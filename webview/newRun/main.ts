@@ -33,6 +33,7 @@ import {
   type ViewModel,
 } from '../protocol';
 import { byId, connectToHost, el } from '../host';
+import { keepEdits } from './edits';
 
 provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeTextField(), vsCodeDropdown(), vsCodeOption(), vsCodeCheckbox(), vsCodeProgressRing(), vsCodeDivider());
 
@@ -46,6 +47,9 @@ let strings: Record<StringKey, string>;
 let view: ViewModel;
 let values: FormValues;
 let appliedRevision = -1;
+/** The host's values as last taken (what the user's edits are measured from), and the count of edits made. */
+let base: FormValues | undefined;
+let edits = 0;
 let changeTimer: ReturnType<typeof setTimeout> | undefined;
 const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
@@ -55,11 +59,12 @@ function t(key: StringKey, ...args: (string | number)[]): string {
 
 /** Keeps the values (setState) and tells the host, a moment after the last keystroke. */
 function changed(): void {
+  edits++;
   vscode.setState(values);
   if (changeTimer !== undefined) clearTimeout(changeTimer);
   changeTimer = setTimeout(() => {
     changeTimer = undefined;
-    ipc.notify(ValuesChangedNotification, { values });
+    ipc.notify(ValuesChangedNotification, { values, edit: edits });
   }, 120);
 }
 
@@ -208,7 +213,9 @@ function applyValues(): void {
 function render(): void {
   if (view.valuesRevision !== appliedRevision) {
     appliedRevision = view.valuesRevision;
-    values = structuredClone(view.values);
+    // Edits the host has not seen yet (typed a moment ago, or still on their way) stay as typed.
+    values = base !== undefined && view.valuesEdit < edits ? keepEdits(base, values, view.values) : structuredClone(view.values);
+    base = structuredClone(view.values);
     // "More settings" opened a moment ago may not have reached the host yet: its values never close it.
     values.moreOpen ||= (byId('more') as HTMLDetailsElement).open;
     vscode.setState(values);
