@@ -7,6 +7,7 @@ import { SUFFIX_MAX, SUFFIX_PATTERN } from '../common/apiSchemas';
 import { GENERAL_DEFAULTS, MIN_SEQ_LENGTH, RANGES as COMMON_RANGES, SEED_MAX, type Range } from '../common/hyperparameters';
 import type { DatasetChoice, FieldKey, FormValues, SettingKey, SummaryView } from '../webview/protocol';
 import { MAIN_FIELDS, MORE_FIELDS } from '../webview/protocol';
+import { keepEdits } from '../webview/newRun/edits';
 import { l10n } from './l10n';
 
 /** The ranges the form checks as the user types: the backend's (common/hyperparameters.ts), less the multiplier the form does not show. */
@@ -63,6 +64,34 @@ export function settingsText(h: Hyperparameters, seed?: number | null): Record<S
 }
 
 /** An empty form (no backend or model chosen yet), with the general defaults. */
+/**
+ * The values the host gave the webview at each recent revision (what the webview took then), so that values the
+ * webview sent before it took the host's latest are merged rather than taken: what the user edited since that
+ * revision stays, and the host's own changes made meanwhile (a dataset picked in the dialog, a model's defaults)
+ * are not undone. The other direction of webview/newRun/edits.ts.
+ */
+export class PostedValues {
+  private readonly byRevision = new Map<number, FormValues>();
+
+  constructor(private readonly keep = 16) {}
+
+  /** The view of `revision` is being posted with these values (only the first post of a revision counts). */
+  posted(revision: number, values: FormValues): void {
+    if (this.byRevision.has(revision)) return;
+    this.byRevision.set(revision, structuredClone(values));
+    for (const old of this.byRevision.keys()) {
+      if (this.byRevision.size <= this.keep) break;
+      this.byRevision.delete(old);
+    }
+  }
+
+  /** The values to take from the webview, which sent `sent` while it showed `revision`; the host is at `current`. */
+  fromWebview(sent: FormValues, revision: number, currentRevision: number, current: FormValues): FormValues {
+    const seen = revision < currentRevision ? this.byRevision.get(revision) : undefined;
+    return seen === undefined ? sent : keepEdits(seen, sent, current);
+  }
+}
+
 export function emptyValues(): FormValues {
   return { name: '', backend: '', model: '', gpus: '1', dataset: null, settings: settingsText(GENERAL_DEFAULTS), touched: [], moreOpen: false };
 }

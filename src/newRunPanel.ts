@@ -40,6 +40,7 @@ import {
   overLengthCount,
   parametersText,
   parseNumber,
+  PostedValues,
   prefillFromJob,
   settingsText,
   summaryView,
@@ -142,6 +143,8 @@ export class NewRunPanel {
   private valuesRevision = 1;
   /** The webview's last edit taken in (see ViewModel.valuesEdit). */
   private valuesEdit = 0;
+  /** The values of the revisions posted lately (see PostedValues). */
+  private readonly posted = new PostedValues();
   private backendData: BackendData | undefined;
   private backendLoading = false;
   private backendError: string | undefined;
@@ -169,9 +172,9 @@ export class NewRunPanel {
     if (options.dataset !== undefined) this.values.dataset = { kind: 'local', path: options.dataset.fsPath };
     this.ipc = new IpcEndpoint((message) => void this.panel.webview.postMessage(message));
     this.ipc.onRequest(ReadyRequest, ({ saved }) => this.ready(saved));
-    this.ipc.onNotification(ValuesChangedNotification, ({ values, edit }) => {
+    this.ipc.onNotification(ValuesChangedNotification, ({ values, edit, revision }) => {
       this.valuesEdit = Math.max(this.valuesEdit, edit);
-      this.setValues(values);
+      this.setValues(this.posted.fromWebview(values, revision, this.valuesRevision, this.values));
     });
     this.ipc.onRequest(ChooseDatasetRequest, () => this.chooseDataset());
     this.ipc.onRequest(OpenFindingRequest, ({ line, column }) => this.openFinding(line, column));
@@ -279,7 +282,9 @@ export class NewRunPanel {
       if (saved.backend !== previous.backend) void this.loadBackend();
       if (datasetKey(saved) !== datasetKey(previous)) this.checkDataset();
     }
-    return { strings: webviewStrings(), view: this.buildView() };
+    const view = this.buildView();
+    this.posted.posted(view.valuesRevision, view.values);
+    return { strings: webviewStrings(), view };
   }
 
   private async chooseDataset(): Promise<{ chosen: boolean }> {
@@ -412,6 +417,7 @@ export class NewRunPanel {
   private postView(): void {
     if (this.disposed) return;
     const view = this.buildView();
+    this.posted.posted(view.valuesRevision, view.values);
     this.ipc.notify(ViewNotification, { view });
     this.updates.fire(view);
   }

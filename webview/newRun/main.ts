@@ -64,7 +64,7 @@ function changed(): void {
   if (changeTimer !== undefined) clearTimeout(changeTimer);
   changeTimer = setTimeout(() => {
     changeTimer = undefined;
-    ipc.notify(ValuesChangedNotification, { values, edit: edits });
+    ipc.notify(ValuesChangedNotification, { values, edit: edits, revision: appliedRevision });
   }, 120);
 }
 
