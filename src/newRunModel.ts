@@ -63,7 +63,6 @@ export function settingsText(h: Hyperparameters, seed?: number | null): Record<S
   };
 }
 
-/** An empty form (no backend or model chosen yet), with the general defaults. */
 /**
  * The values the host gave the webview at each recent revision (what the webview took then), so that values the
  * webview sent before it took the host's latest are merged rather than taken: what the user edited since that
@@ -92,6 +91,7 @@ export class PostedValues {
   }
 }
 
+/** An empty form (no backend or model chosen yet), with the general defaults. */
 export function emptyValues(): FormValues {
   return { name: '', backend: '', model: '', gpus: '1', dataset: null, settings: settingsText(GENERAL_DEFAULTS), touched: [], moreOpen: false };
 }

@@ -14,7 +14,7 @@ import type { RunRef } from './runsModel';
 export const RUN_ROW_COMMAND_PREFIX = '_finetune.runRow.';
 
 export class RunRowCommands implements vscode.Disposable {
-  private readonly commands = new Map<string, { id: string; registration: vscode.Disposable }>();
+  private readonly commands = new Map<string, { id: string; run: RunRef; registration: vscode.Disposable }>();
   private counter = 0;
 
   /** `open` is what a click on the row does (the tree passes the run's dashboard). */
@@ -27,23 +27,17 @@ export class RunRowCommands implements vscode.Disposable {
     if (known) return known.id;
     const id = `${RUN_ROW_COMMAND_PREFIX}${++this.counter}`;
     const ref: RunRef = { backend: run.backend, jobId: run.jobId };
-    this.commands.set(key, { id, registration: vscode.commands.registerCommand(id, () => this.open(ref)) });
+    this.commands.set(key, { id, run: ref, registration: vscode.commands.registerCommand(id, () => this.open(ref)) });
     return id;
   }
 
   /** Unregisters the commands of the runs that `keep` no longer wants. */
   prune(keep: (run: RunRef) => boolean): void {
     for (const [key, command] of this.commands) {
-      const [backend, jobId] = key.split('\u0000');
-      if (keep({ backend, jobId })) continue;
+      if (keep(command.run)) continue;
       command.registration.dispose();
       this.commands.delete(key);
     }
-  }
-
-  /** How many run commands are registered (the tests read it). */
-  get size(): number {
-    return this.commands.size;
   }
 
   dispose(): void {

@@ -92,7 +92,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
   private readonly fileNodes = new Map<string, FileNode>();
   private readonly refresh: RunsTreeRefresh;
   /** The click command of each run's row (see src/runRowCommands.ts). */
-  readonly rowCommands = new RunRowCommands((run) => vscode.commands.executeCommand('finetune.openDashboard', run));
+  private readonly rowCommands = new RunRowCommands((run) => vscode.commands.executeCommand('finetune.openDashboard', run));
   private readonly stopListening: () => void;
 
   constructor(

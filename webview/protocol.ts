@@ -324,10 +324,10 @@ export interface Snapshot {
 
 /** Webview → host, once loaded: the values it kept (`getState`), if any; answered with the full snapshot. */
 export const ReadyRequest = ipcRequest<{ saved: FormValues | null }, Snapshot>('newRun/ready');
-/** Webview → host, as the user types: the values now; the host answers with a `view` notification. */
 /**
- * The user changed the values; `edit` counts the webview's edits, so that the host's view can say which it has, and
- * `revision` is the host's values revision the webview showed (the host keeps its own changes made since).
+ * Webview → host, as the user types: the values now; the host answers with a `view` notification. `edit` counts
+ * the webview's edits, so that the view can say which the host has taken in; `revision` is the host's values
+ * revision the webview showed (the host keeps its own changes made since).
  */
 export const ValuesChangedNotification = ipcNotification<{ values: FormValues; edit: number; revision: number }>('newRun/valuesChanged');
 /** Webview → host: "Choose File…" (the host opens the dialog; the choice arrives in the next view). */

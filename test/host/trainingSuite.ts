@@ -283,10 +283,10 @@ function tests(state: State): InHostTest[] {
           return ids;
         };
         const before = await runRows();
-        // getCommands(false): the row commands are private (a leading `_`), which getCommands(true) leaves out.
         try {
           await vscode.commands.executeCommand('finetune.refreshBackend', { backend });
           await waitForEvent(api.tree.onDidChangeTreeData, () => (api.model.backend(backend)?.filesListed ? true : undefined), 'the backend listed again', 30_000);
+          // getCommands(false): the row commands are private (a leading `_`), which getCommands(true) leaves out.
           const registered = new Set(await vscode.commands.getCommands(false));
           assert.ok(before.length > 0 && before.every((id) => !registered.has(id)), `commands of the forgotten rows are still registered: ${before.join(', ')}`);
           const after = await runRows();

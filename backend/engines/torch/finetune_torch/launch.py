@@ -33,15 +33,9 @@ def _die_with_parent() -> Callable[[], None] | None:
     return lambda: prctl(1, signal.SIGTERM)
 
 
-def _children(pid: int) -> list[int]:
-    """The processes `pid` started itself (for torchrun: its workers, one per rank)."""
-    return _process_tree().get(pid, [])
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process under `pid` (Linux /proc): torchrun starts its workers in sessions of their own, so a process
-    group signal would miss them."""
-    children = _process_tree()
+def _descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
+    """Every process under `pid` in `children` (_process_tree): torchrun starts its workers in sessions of their
+    own, so a process group signal would miss them."""
     found: list[int] = []
     todo = [pid]
     while todo:
@@ -132,8 +126,10 @@ def _stop_torchrun(child: subprocess.Popen[str]) -> None:
     exits 0 (see train.main), and torchrun, its workers all done, exits quietly. (Signalled itself, torchrun stops
     them too, but writes a traceback of its SignalException into the engine's log at every cancel.) Whatever of
     torchrun and its workers still runs after STOP_GRACE_SECONDS is killed."""
-    workers = _descendants(child.pid)
-    for pid in _children(child.pid):
+    tree = _process_tree()
+    workers = _descendants(child.pid, tree)
+    # torchrun's own children are its workers, one per rank.
+    for pid in tree.get(child.pid, []):
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
